@@ -1,0 +1,107 @@
+"""Tidy pandas access to an rgsweep dataset, from the Parquet files alone.
+
+Works on any copy of ``OUT`` (a local folder, results synced back from a cluster, ``s3://…``)
+and on partial results: a table with no parts yet is an empty DataFrame with no rows.
+Every row already carries its task id, L, T and config fields, so no joins are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+__all__ = ["TABLES", "read_table", "load", "Dataset", "unpack_spins"]
+
+TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
+          "rg_alignment", "transport", "rg_flow", "failures")
+
+
+def _fs_root(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    out = str(out)
+    if "://" in out:
+        fs, root = pafs.FileSystem.from_uri(out)
+        return fs, root.rstrip("/")
+    return pafs.LocalFileSystem(), str(Path(out).resolve())
+
+
+def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None
+               ) -> pd.DataFrame:
+    """One table of the dataset as a DataFrame.
+
+    Parameters
+    ----------
+    out : path or URI of the dataset (``OUT``).
+    name : table name, one of :data:`TABLES`.
+    filters : optional pyarrow filters in the DNF list form, e.g. ``[("L", "=", 16)]``,
+        or a ``pyarrow.compute.Expression``.
+    columns : optional subset of columns.
+    """
+    if name not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
+    fs, root = _fs_root(out)
+    base = f"{root}/{name}"
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return pd.DataFrame(columns=columns or [])
+    # Dot-files (in-progress atomic writes) are ignored by pyarrow's discovery.
+    dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
+    expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
+    table = dataset.to_table(filter=expr, columns=columns)
+    frame = table.to_pandas()
+    sort = [c for c in ("L", "T", "task_id", "epoch", "index", "step", "rank", "unit", "block")
+            if c in frame.columns]
+    return frame.sort_values(sort, kind="stable").reset_index(drop=True) if sort else frame
+
+
+def unpack_spins(spins, L: int) -> np.ndarray:
+    """The ``samples.spins`` column (1 bit per spin) as an int8 array (n, L, L) of +-1."""
+    rows = [np.frombuffer(b, dtype=np.uint8) for b in spins]
+    if not rows:
+        return np.empty((0, L, L), dtype=np.int8)
+    bits = np.unpackbits(np.stack(rows), axis=1, count=L * L)
+    return (2 * bits.astype(np.int8) - 1).reshape(-1, L, L)
+
+
+@dataclass
+class Dataset:
+    """A dataset folder; tables load on first access (``ds.ising``, ``ds.table("series")``)."""
+
+    out: str
+
+    def table(self, name: str, filters=None, columns=None) -> pd.DataFrame:
+        return read_table(self.out, name, filters=filters, columns=columns)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name in TABLES:
+            return self.table(name)
+        raise AttributeError(name)
+
+    @property
+    def sweep(self) -> dict:
+        fs, root = _fs_root(self.out)
+        with fs.open_input_stream(f"{root}/sweep.json") as f:
+            return json.loads(f.read().decode())
+
+    def configurations(self, L: int, T: float | None = None, task_id: str | None = None) -> np.ndarray:
+        """Stored configurations (n, L, L) of one sample task, chosen by task id or (L, T)."""
+        filters = [("L", "=", L)] + ([("task_id", "=", task_id)] if task_id else [])
+        frame = self.table("samples", filters=filters)
+        if T is not None:
+            temps = frame["T"].unique()
+            if len(temps) == 0:
+                raise KeyError(f"no samples stored for L = {L}")
+            nearest = temps[np.argmin(np.abs(temps - T))]
+            frame = frame[frame["T"] == nearest]
+        return unpack_spins(frame.sort_values("index")["spins"], L)
+
+
+def load(out: str | os.PathLike) -> Dataset:
+    """The dataset at ``out``: ``load(OUT).ising`` is the ``ising`` table as a DataFrame."""
+    return Dataset(str(out))

@@ -1,0 +1,3 @@
+"""Configs, planning, backends and storage. Never imports numba or does array math (DESIGN.md)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,201 @@
+"""Where tasks run: ``serial`` (this process), ``process`` (a standard-library pool) or ``ray``.
+
+All three run :func:`orchestrator.execute.run_task` and speak one small protocol to the
+scheduler: ``submit(task, inputs) -> handle``, ``wait(handles) -> finished handles``,
+``outcome(handle)``, ``payload(handle)`` (what a dependent task receives) and ``close()``.
+This is the only module that imports Ray (DESIGN.md, layers), and only inside :class:`RayBackend`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import traceback
+from typing import Any
+
+from .execute import FAULT_ENV, THREAD_ENV, Outcome, limit_threads, run_task, warmup
+from .plan import Task
+
+__all__ = ["make_backend", "SerialBackend", "ProcessBackend", "RayBackend", "BACKENDS"]
+
+BACKENDS = ("ray", "process", "serial")
+
+
+def _crash(task: Task, err: BaseException) -> Outcome:
+    return Outcome(task.id, error=f"{type(err).__name__}: {err}",
+                   traceback="".join(traceback.format_exception(err)))
+
+
+class _Done:
+    """A finished serial 'future'."""
+
+    def __init__(self, outcome: Outcome):
+        self.value = outcome
+
+
+class SerialBackend:
+    """Runs each task in the driver process when submitted. No parallelism, no extra processes."""
+
+    name = "serial"
+    max_in_flight = 1
+
+    def __init__(self, workers: int = 1):
+        self.workers = 1
+
+    def start(self) -> None:
+        warmup()
+
+    def submit(self, task: Task, inputs: dict[str, Any]) -> _Done:
+        return _Done(run_task(task, inputs))
+
+    def wait(self, handles: list) -> list:
+        return list(handles)
+
+    def outcome(self, handle: _Done) -> Outcome:
+        return handle.value
+
+    def payload(self, handle: _Done) -> Any:
+        return handle.value.tables.get("samples")
+
+    def close(self) -> None:
+        pass
+
+
+def _init_pool_worker() -> None:
+    limit_threads()
+
+
+class ProcessBackend:
+    """A ``concurrent.futures`` process pool (spawned workers: no fork after threads started)."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self.max_in_flight = 2 * self.workers
+        self.pool: cf.ProcessPoolExecutor | None = None
+        self._tasks: dict[cf.Future, Task] = {}
+
+    def start(self) -> None:
+        os.environ.update({k: v for k, v in THREAD_ENV.items() if k not in os.environ})
+        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_init_pool_worker)
+        self.pool.submit(warmup).result()  # one worker compiles; the others load numba's cache
+
+    def submit(self, task: Task, inputs: dict[str, Any]) -> cf.Future:
+        future = self.pool.submit(run_task, task, inputs)
+        self._tasks[future] = task
+        return future
+
+    def wait(self, handles: list) -> list:
+        done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def outcome(self, handle: cf.Future) -> Outcome:
+        task = self._tasks.pop(handle)
+        try:
+            return handle.result()
+        except Exception as err:  # noqa: BLE001 - a crashed worker process is a task failure
+            return _crash(task, err)
+
+    def payload(self, handle: cf.Future) -> Any:
+        return handle.result().tables.get("samples")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray_run(task: Task, dep_ids: tuple[str, ...], *dep_values: Any) -> tuple[Outcome, Any]:
+    """Ray entry point: refs passed as top-level arguments arrive resolved (nested ones would not)."""
+    outcome = run_task(task, dict(zip(dep_ids, dep_values)))
+    return outcome, outcome.tables.get("samples")
+
+
+class RayBackend:
+    """Embedded local Ray on loopback (default) or a running cluster (``address``).
+
+    Sample tasks return two objects: the outcome and the samples table, so a dependent
+    training task receives the samples as an object ref straight from the object store.
+    """
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        self.address = address
+        self.workers = workers
+        self.max_in_flight = 2 * (workers or os.cpu_count() or 1)
+        self._started_here = False
+        self._tasks: dict[Any, Task] = {}
+        self._payloads: dict[Any, Any] = {}
+
+    def start(self) -> None:
+        import ray
+
+        env = dict(THREAD_ENV)
+        if os.environ.get(FAULT_ENV):
+            env[FAULT_ENV] = os.environ[FAULT_ENV]
+        if ray.is_initialized():  # a Ray this process already joined (a notebook, a test session)
+            self._started_here = False
+        elif self.address is None:
+            # Bind every Ray service of the embedded instance to loopback only.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
+                     _node_ip_address="127.0.0.1", log_to_driver=False,
+                     runtime_env={"env_vars": env}, configure_logging=False)
+            self._started_here = True
+        else:
+            ray.init(address=self.address, log_to_driver=False, runtime_env={"env_vars": env})
+            self._started_here = True
+        if self.workers is None:
+            self.workers = int(ray.cluster_resources().get("CPU", 1))
+            self.max_in_flight = 2 * self.workers
+        self._run = ray.remote(num_cpus=1, max_retries=0, num_returns=2)(_ray_run)
+        ray.get(ray.remote(num_cpus=1)(warmup).remote())
+
+    def submit(self, task: Task, inputs: dict[str, Any]) -> Any:
+        dep_ids = tuple(inputs)
+        ref, payload = self._run.remote(task, dep_ids, *(inputs[d] for d in dep_ids))
+        self._tasks[ref] = task
+        self._payloads[ref] = payload
+        return ref
+
+    def wait(self, handles: list) -> list:
+        import ray
+
+        done, _ = ray.wait(handles, num_returns=1)
+        return done
+
+    def outcome(self, handle: Any) -> Outcome:
+        import ray
+
+        task = self._tasks.pop(handle)
+        try:
+            result = ray.get(handle)
+            if not result.ok or task.kind != "sample":
+                self._payloads.pop(handle, None)
+        except Exception as err:  # noqa: BLE001 - worker died, node lost, ...
+            self._payloads.pop(handle, None)
+            return _crash(task, err)
+        return result
+
+    def payload(self, handle: Any) -> Any:
+        return self._payloads.pop(handle)
+
+    def close(self) -> None:
+        import ray
+
+        if self._started_here and ray.is_initialized():
+            ray.shutdown()
+
+
+def make_backend(name: str, workers: int | None = None, address: str | None = None):
+    """The backend called ``name`` (one of :data:`BACKENDS`)."""
+    if name == "serial":
+        return SerialBackend()
+    if name == "process":
+        return ProcessBackend(workers)
+    if name == "ray":
+        return RayBackend(workers, address)
+    raise ValueError(f"--backend must be one of {' | '.join(BACKENDS)}, got {name!r}")

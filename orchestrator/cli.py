@@ -1,0 +1,178 @@
+"""``rgsweep``: the command line (names are a contract; DESIGN.md, the interface).
+
+Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from . import __version__
+from .backends import BACKENDS
+from .plan import make_plan
+from .spec import TC, SpecError, SweepSpec, load_spec
+
+__all__ = ["main"]
+
+#: A rough cost for `validate`'s estimate: ns per attempted spin flip of the samplers.
+NS_PER_FLIP = 5.0
+
+
+def _bad_input(message: str) -> int:
+    print(f"rgsweep: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _default_out(spec: SweepSpec) -> str:
+    return str(Path("results") / spec.name)
+
+
+def _estimate_seconds(spec: SweepSpec) -> float:
+    s = spec.sampling
+    thin = s.thin if isinstance(s.thin, int) else 10
+    sweeps = s.burn_in + s.samples * thin
+    flips = sum(L * L for L in spec.lattice_sizes) * len(spec.temperatures) * sweeps
+    return flips * NS_PER_FLIP * 1e-9
+
+
+def cmd_validate(args) -> int:
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as err:
+        return _bad_input(str(err))
+    plan = make_plan(spec)
+    est = _estimate_seconds(spec)
+    print(f"{args.spec}: valid sweep {spec.name!r}")
+    print(f"  lattice sizes {list(spec.lattice_sizes)}, {len(spec.temperatures)} temperatures "
+          f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
+    print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training)")
+    print(f"  estimated sampling work: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per spin flip, "
+          f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin})")
+    return 0
+
+
+def _closing_summary(summary, spec: SweepSpec) -> None:
+    print(f"\nresults: {summary.out}")
+    print(f"tasks: {summary.total} total, {summary.run} run, {summary.skipped} skipped (already done), "
+          f"{len(summary.failed)} failed, {len(summary.blocked)} not run (a dependency failed); "
+          f"{summary.wall_s:.1f} s on backend {summary.backend}")
+    for task, error in summary.failed[:10]:
+        print(f"  FAILED {task.kind} L={task.L} T={task.T:g} [{task.id}]: {error}")
+    if len(summary.failed) > 10:
+        print(f"  ... and {len(summary.failed) - 10} more (see `rgsweep status {summary.out}`)")
+    try:
+        from analysis import read_table
+
+        ising = read_table(summary.out, "ising")
+    except Exception as err:  # noqa: BLE001 - the summary must never hide the run's result
+        print(f"(could not read the ising table for the summary: {err})")
+        return
+    if ising.empty:
+        return
+    print(f"near Tc = {TC:.6f}:      e        exact u     C        exact c")
+    for L, rows in ising.groupby("L"):
+        row = rows.iloc[(rows["T"] - TC).abs().argmin()]
+        print(f"  L={L:<4d} T={row['T']:<9.6g} {row['e']:.5f}({_err(row['e_err'])}) {row['exact_u']:.5f}  "
+              f"{row['C']:.4f}({_err(row['C_err'])}) {row['exact_c']:.4f}")
+
+
+def _err(x: float) -> str:
+    """An error bar in compact form: 0.00123 -> '0.0012'."""
+    if not math.isfinite(x) or x <= 0:
+        return "?"
+    return f"{x:.2g}"
+
+
+def cmd_run(args) -> int:
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as err:
+        return _bad_input(str(err))
+    if args.workers is not None and args.workers < 1:
+        return _bad_input(f"--workers must be an integer >= 1, got {args.workers}")
+    if args.address and args.backend != "ray":
+        return _bad_input(f"--address needs --backend ray, got --backend {args.backend}")
+    out = args.out or _default_out(spec)
+
+    from tqdm import tqdm
+
+    from .runner import run_sweep
+
+    bar = None
+
+    def on_start(n: int) -> None:
+        nonlocal bar
+        if n:
+            bar = tqdm(total=n, unit="task", desc=f"rgsweep {spec.name}", dynamic_ncols=True,
+                       disable=args.quiet)
+
+    try:
+        summary = run_sweep(spec, out, backend=args.backend, workers=args.workers, address=args.address,
+                            progress=lambda k: bar.update(k), on_start=on_start)
+    finally:
+        if bar is not None:
+            bar.close()
+    _closing_summary(summary, spec)
+    return summary.exit_code
+
+
+def cmd_status(args) -> int:
+    from .runner import task_status
+    from .spec import parse_spec
+    from .store import Store
+
+    store = Store(args.out)
+    record = store.read_json("sweep.json") if store.exists() else None
+    if record is None:
+        return _bad_input(f"{args.out} is not an rgsweep output folder (no sweep.json)")
+    spec = parse_spec(record["spec"])
+    status = task_status(make_plan(spec), store)
+    print(f"{args.out}: sweep {spec.name!r}, {sum(len(v) for v in status.values())} tasks")
+    for key in ("done", "failed", "missing"):
+        print(f"  {key:8s}{len(status[key])}")
+    if status["failed"]:
+        from analysis import read_table
+
+        failures = read_table(args.out, "failures")
+        last = failures.sort_values("attempt").groupby("task_id").tail(1).set_index("task_id")
+        for task in status["failed"]:
+            err = last.loc[task.id, "error"] if task.id in last.index else "?"
+            print(f"  failed {task.kind} L={task.L} T={task.T:g} [{task.id}]: {err}")
+    return 0 if not (status["failed"] or status["missing"]) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rgsweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"rgsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run (or resume) a sweep")
+    run.add_argument("spec", help="the sweep spec (TOML)")
+    run.add_argument("--out", help="output dataset (default: results/<sweep.name>); a path or URI")
+    run.add_argument("--backend", choices=BACKENDS, default="ray",
+                     help="ray (default: embedded local Ray on loopback), process, or serial")
+    run.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
+    run.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="check a spec; print the task count and a work estimate")
+    val.add_argument("spec")
+    val.set_defaults(func=cmd_validate)
+
+    status = sub.add_parser("status", help="done / failed / missing tasks of an output folder")
+    status.add_argument("out")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

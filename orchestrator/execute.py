@@ -1,0 +1,104 @@
+"""Run one task anywhere: the same pure function on every backend.
+
+:func:`run_task` is what a Ray worker, a pool process or the driver itself calls.  It imports
+``workers`` lazily (so the orchestrator imports without numba), runs the task's physics, and
+turns the worker's plain columns into Arrow tables validated against the explicit schemas.
+Exceptions never escape: they come back as an :class:`Outcome` carrying the error and its
+traceback, so every backend reports failures the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .plan import Task
+from .schemas import SCHEMAS, TASK_TABLES
+
+__all__ = ["FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]
+
+#: Worker processes compute in one BLAS/OpenMP thread: parallelism comes from tasks.
+THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "NUMBA_NUM_THREADS")}
+
+
+#: Fault injection for tests and drills: comma-separated task ids that raise instead of running.
+FAULT_ENV = "RGSWEEP_FAIL_TASKS"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a task named in ``$RGSWEEP_FAIL_TASKS`` (fault-tolerance tests and drills)."""
+
+
+def limit_threads() -> None:
+    """Pin math libraries to one thread in this process (before numpy is imported, ideally)."""
+    for name, value in THREAD_ENV.items():
+        os.environ.setdefault(name, value)
+    try:
+        from threadpoolctl import threadpool_limits  # optional: catches an already-loaded BLAS
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
+@dataclass
+class Outcome:
+    """What a task attempt produced: tables on success, error text otherwise."""
+
+    task_id: str
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def to_arrow(name: str, columns: dict[str, Any], task: Task) -> pa.Table:
+    """Columns from a worker (plus the task key) as a table of the explicit schema ``name``."""
+    schema = SCHEMAS[name]
+    n = None
+    for value in columns.values():
+        if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
+            n = len(value)
+            break
+    if n is None:  # a single-row table given as scalars
+        columns, n = {k: [v] for k, v in columns.items()}, 1
+    cols = dict(columns)
+    cols.setdefault("task_id", [task.id] * n)
+    cols.setdefault("L", [task.L] * n)
+    cols.setdefault("T", [task.T] * n)
+    missing = set(schema.names) - set(cols)
+    extra = set(cols) - set(schema.names)
+    if missing or extra:
+        raise ValueError(f"table {name!r}: missing columns {sorted(missing)}, unexpected {sorted(extra)}")
+    arrays = [pa.array(cols[f.name], type=f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def run_task(task: Task, inputs: dict[str, Any] | None = None) -> Outcome:
+    """Run ``task`` with its dependencies' outputs ``inputs`` (dep id -> samples table)."""
+    try:
+        if task.id in os.environ.get(FAULT_ENV, "").split(","):
+            raise InjectedFault(f"injected failure of task {task.id} (${FAULT_ENV})")
+        from workers import tasks as worker_tasks  # lazy: numba lives there
+
+        columns = worker_tasks.RUNNERS[task.kind](task.config, task.spawn_key, inputs or {})
+        expected = set(TASK_TABLES[task.kind])
+        if set(columns) != expected:
+            raise ValueError(f"{task.kind} task returned tables {sorted(columns)}, expected {sorted(expected)}")
+        return Outcome(task.id, tables={name: to_arrow(name, cols, task) for name, cols in columns.items()})
+    except Exception as err:  # noqa: BLE001 - every failure becomes a failures row
+        return Outcome(task.id, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+
+
+def warmup() -> float:
+    """Compile (or load from cache) every numba kernel once, before tasks fan out."""
+    from workers import tasks as worker_tasks
+
+    return worker_tasks.warmup()

@@ -1,0 +1,131 @@
+"""From a validated spec to a DAG of frozen tasks with content-hash ids and id-derived seeds.
+
+A task's id is the SHA-256 of the canonical JSON of ``{kind, config, schema}`` (sorted keys, no
+whitespace), cut to 16 hex digits — never a grid index or a timestamp (model: signac's job id).
+Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so adding a
+temperature leaves every other task's stream, and result, unchanged (DESIGN.md, identity).
+
+Kinds: ``sample`` (one (L, T) Monte Carlo run) and ``train`` (one RBM variant trained on one
+sample task's configurations; depends on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterator
+
+from .schemas import SCHEMA_VERSION
+from .spec import SweepSpec, resolve_units
+
+__all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def task_id(kind: str, config: dict) -> str:
+    """Content hash of a task: 16 hex digits of SHA-256 over canonical JSON + schema version."""
+    blob = _canonical({"kind": kind, "config": config, "schema": SCHEMA_VERSION})
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def spawn_key(tid: str) -> tuple[int, ...]:
+    """The id as two 32-bit words: the ``spawn_key`` of the task's ``SeedSequence``."""
+    return (int(tid[:8], 16), int(tid[8:16], 16))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: what to run (``kind``), with what (``config``), after what (``deps``).
+
+    ``config`` is a plain JSON-able dict (kept as canonical JSON so the dataclass is hashable
+    and immutable); :attr:`id` and :attr:`spawn_key` derive from it.
+    """
+
+    kind: str
+    config_json: str
+    deps: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, kind: str, config: dict, deps: tuple[str, ...] = ()) -> "Task":
+        return cls(kind=kind, config_json=_canonical(config), deps=deps)
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.config_json)
+
+    @cached_property
+    def id(self) -> str:
+        return task_id(self.kind, self.config)
+
+    @property
+    def spawn_key(self) -> tuple[int, ...]:
+        return spawn_key(self.id)
+
+    @property
+    def L(self) -> int:
+        return self.config["L"]
+
+    @property
+    def T(self) -> float:
+        return self.config["T"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The tasks of a sweep in dependency order (every task after its dependencies)."""
+
+    tasks: tuple[Task, ...]
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def by_id(self) -> dict[str, Task]:
+        return {t.id: t for t in self.tasks}
+
+    def count(self, kind: str) -> int:
+        return sum(t.kind == kind for t in self.tasks)
+
+
+def sample_config(spec: SweepSpec, L: int, T: float) -> dict:
+    s = spec.sampling
+    return {"L": L, "T": T, "algorithm": s.algorithm, "burn_in": s.burn_in,
+            "samples": s.samples, "thin": s.thin, "seed": spec.seed}
+
+
+def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
+    """One config per (hidden size, seed) of ``[rbm]`` for one sample task."""
+    r = spec.rbm
+    L = sample.L
+    block_sizes = ([b for b in range(2, L // 2 + 1) if L % b == 0] if spec.analysis.block_sizes == "auto"
+                   else [b for b in spec.analysis.block_sizes if L % b == 0 and b <= L // 2])
+    for n_hidden in dict.fromkeys(resolve_units(nh, L * L) for nh in r.n_hidden):
+        for seed in r.seeds:
+            yield {
+                "L": L, "T": sample.T, "sample_task": sample.id, "n_visible": L * L,
+                "n_hidden": n_hidden, "method": r.method, "k": r.k,
+                "learning_rate": r.learning_rate, "momentum": r.momentum,
+                "lr_schedule": r.lr_schedule, "epochs": r.epochs, "batch_size": r.batch_size,
+                "checkpoints": list(r.checkpoints), "held_out": r.held_out, "rbm_seed": seed,
+                "l1": r.l1, "l2": r.l2, "init_std": r.init_std, "log_partition": r.log_partition,
+                "max_exact_units": r.max_exact_units, "gibbs_chains": r.gibbs_chains,
+                "gibbs_steps": r.gibbs_steps, "block_sizes": block_sizes, "seed": spec.seed,
+            }
+
+
+def make_plan(spec: SweepSpec) -> Plan:
+    """Expand the (L, T) grid and the RBM variants into tasks; samples first, then training."""
+    samples = [Task.make("sample", sample_config(spec, L, T))
+               for L in spec.lattice_sizes for T in spec.temperatures]
+    trains: list[Task] = []
+    if spec.rbm is not None:
+        for s in samples:
+            trains += [Task.make("train", cfg, deps=(s.id,)) for cfg in train_configs(spec, s)]
+    return Plan(tasks=tuple(samples + trains))

@@ -1,0 +1,163 @@
+"""The driver loop: skip what is done, submit what is ready, write what comes back.
+
+The driver only submits and reduces (model: Ray's ``limit_pending_tasks.py``): at most
+``backend.max_in_flight`` tasks are pending; a task is ready when its dependencies are done
+(in this run or an earlier one); every result is written by the driver, atomically, the moment
+it arrives, so an interrupted run loses only the tasks in flight.  A failed task leaves a
+``failures`` row and its dependents are not attempted; the rest go on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from . import __version__
+from .backends import make_backend
+from .execute import Outcome
+from .plan import Plan, Task, make_plan
+from .schemas import SCHEMA_VERSION, SCHEMAS
+from .spec import SweepSpec
+from .store import Store
+
+__all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record"]
+
+
+@dataclass
+class RunSummary:
+    out: str
+    total: int
+    skipped: int = 0
+    run: int = 0
+    failed: list[tuple[Task, str]] = field(default_factory=list)
+    blocked: list[Task] = field(default_factory=list)
+    wall_s: float = 0.0
+    backend: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.failed or self.blocked) else 0
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def sweep_record(spec: SweepSpec, previous: dict | None) -> dict:
+    """``sweep.json``: the spec, versions and schema; earlier different specs kept in history."""
+    history = list(previous.get("history", [])) if previous else []
+    same = bool(previous) and previous.get("spec") == spec.to_dict()
+    if previous and not same:
+        history.append({"spec": previous.get("spec"), "recorded_at": previous.get("recorded_at")})
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return {
+        "spec": spec.to_dict(),
+        "schema_version": SCHEMA_VERSION,
+        "recorded_at": previous.get("recorded_at", now) if same else now,
+        "versions": {"rgsweep": __version__, "python": platform.python_version(),
+                     **{d: _version(d) for d in ("numpy", "numba", "pyarrow", "ray", "scipy")}},
+        "history": history,
+    }
+
+
+def task_status(plan: Plan, store: Store) -> dict[str, list[Task]]:
+    """Split the plan's tasks into done / failed (attempted, not done) / missing."""
+    done = store.done_ids("sample") | store.done_ids("train")
+    attempts = store.failure_attempts()
+    status: dict[str, list[Task]] = {"done": [], "failed": [], "missing": []}
+    for task in plan:
+        key = "done" if task.id in done else "failed" if task.id in attempts else "missing"
+        status[key].append(task)
+    return status
+
+
+def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
+    row = {"task_id": [task.id], "L": [task.L], "T": [task.T], "kind": [task.kind],
+           "error": [outcome.error], "traceback": [outcome.traceback], "attempt": [attempt],
+           "failed_at": [_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")]}
+    return pa.table(row, schema=SCHEMAS["failures"])
+
+
+def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,
+              address: str | None = None, progress: Callable[[int], Any] | None = None,
+              on_start: Callable[[int], Any] | None = None) -> RunSummary:
+    """Run every task of ``spec`` not yet done in ``out``; return what happened.
+
+    ``on_start(n_to_run)`` is called once the skip-check is done; ``progress(1)`` after each task.
+    """
+    t0 = time.perf_counter()
+    plan = make_plan(spec)
+    store = Store(out)
+    store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
+    done = store.done_ids("sample") | store.done_ids("train")
+    todo = [t for t in plan if t.id not in done]
+    summary = RunSummary(out=store.uri, total=len(plan), skipped=len(plan) - len(todo), backend=backend)
+    if on_start:
+        on_start(len(todo))
+    if not todo:
+        return summary
+
+    attempts = store.failure_attempts()
+    waiting = {t.id: [d for d in t.deps if d not in done] for t in todo}
+    dependents: dict[str, list[Task]] = {}
+    for t in todo:
+        for d in t.deps:
+            dependents.setdefault(d, []).append(t)
+    payloads: dict[str, Any] = {}
+    ready = [t for t in todo if not waiting[t.id]]
+    in_flight: dict[Any, Task] = {}
+
+    def inputs_for(task: Task) -> dict[str, Any]:
+        inputs = {}
+        for d in task.deps:
+            inputs[d] = payloads[d] if d in payloads else store.read_part("samples", task.L, d)
+            remaining = [x for x in dependents.get(d, []) if x.id != task.id]
+            dependents[d] = remaining
+            if not remaining:
+                payloads.pop(d, None)
+        return inputs
+
+    def block(task_id: str) -> None:
+        for child in dependents.pop(task_id, []):
+            summary.blocked.append(child)
+            block(child.id)
+
+    engine = make_backend(backend, workers, address)
+    try:
+        engine.start()
+        while ready or in_flight:
+            while ready and len(in_flight) < engine.max_in_flight:
+                task = ready.pop(0)
+                in_flight[engine.submit(task, inputs_for(task))] = task
+            for handle in engine.wait(list(in_flight)):
+                task = in_flight.pop(handle)
+                outcome = engine.outcome(handle)
+                summary.run += 1
+                if outcome.ok:
+                    store.write_task(task.kind, task.L, task.id, outcome.tables)
+                    if dependents.get(task.id):
+                        payloads[task.id] = engine.payload(handle)
+                    for child in dependents.get(task.id, []):
+                        waiting[child.id].remove(task.id)
+                        if not waiting[child.id]:
+                            ready.append(child)
+                else:
+                    attempt = attempts.get(task.id, 0) + 1
+                    store.write_failure(task.L, task.id, _failure_table(task, outcome, attempt))
+                    summary.failed.append((task, outcome.error))
+                    block(task.id)
+                if progress:
+                    progress(1)
+    finally:
+        engine.close()
+    summary.wall_s = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,92 @@
+"""Every table's explicit pyarrow schema, in one place (STYLE.md 7).
+
+Writers validate against these and never infer.  Every row carries ``task_id``, ``L``, ``T`` and
+the config fields that matter, so pandas needs no joins (DESIGN.md, the dataset on disk).
+Bump :data:`SCHEMA_VERSION` whenever a schema or the meaning of a column changes: it is part of
+every task id, so old results are never mistaken for new ones.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["SCHEMA_VERSION", "SCHEMAS", "TIMING_COLUMNS", "COMMIT_TABLE", "TASK_TABLES"]
+
+SCHEMA_VERSION = 1
+
+_f64, _f32, _i32, _i64, _str = pa.float64(), pa.float32(), pa.int32(), pa.int64(), pa.string()
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(name, typ, nullable=True) for name, typ in fields])
+
+
+_KEY = (("task_id", _str), ("L", _i32), ("T", _f64))
+_SAMPLING_CONFIG = (("algorithm", _str), ("algorithm_used", _str), ("burn_in", _i64),
+                    ("n_samples", _i64), ("thin", _i64), ("thin_auto", pa.bool_()), ("seed", _i64))
+_TRAIN_KEY = _KEY + (("sample_task", _str), ("n_visible", _i32), ("n_hidden", _i32), ("method", _str),
+                     ("rbm_seed", _i64))
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "ising": _schema(
+        *_KEY, *_SAMPLING_CONFIG, ("n_measurements", _i64),
+        ("e", _f64), ("e_err", _f64), ("m_abs", _f64), ("m_abs_err", _f64), ("m2", _f64), ("m4", _f64),
+        ("C", _f64), ("C_err", _f64), ("chi", _f64), ("chi_err", _f64),
+        ("binder", _f64), ("binder_err", _f64), ("tau_int_e", _f64), ("tau_int_m", _f64),
+        ("acceptance", _f64), ("exact_u", _f64), ("exact_c", _f64), ("exact_f", _f64),
+        ("exact_lnZ", _f64), ("wall_s", _f64), ("flips_per_ns", _f64),
+    ),
+    "samples": _schema(*_KEY, ("index", _i32), ("spins", pa.binary())),
+    "series": _schema(*_KEY, ("step", _i32), ("e", _f64), ("m", _f64)),
+    "rbm": _schema(
+        *_TRAIN_KEY, ("k", _i32), ("learning_rate", _f64), ("momentum", _f64), ("lr_schedule", _str),
+        ("epochs", _i32), ("batch_size", _i32), ("l1", _f64), ("l2", _f64), ("init_std", _f64),
+        ("n_train", _i64), ("n_test", _i64),
+        ("lnZ_rbm", _f64), ("lnZ_rbm_err", _f64), ("lnZ_method", _str),
+        ("nll_train", _f64), ("nll_test", _f64), ("kl_per_spin", _f64),
+        ("heff_slope", _f64), ("heff_r2", _f64),
+        ("e", _f64), ("e_err", _f64), ("m_abs", _f64), ("m_abs_err", _f64),
+        ("C", _f64), ("C_err", _f64), ("chi", _f64), ("chi_err", _f64),
+        ("mc_e", _f64), ("mc_e_err", _f64), ("mc_m_abs", _f64), ("mc_m_abs_err", _f64),
+        ("mc_C", _f64), ("mc_C_err", _f64), ("mc_chi", _f64), ("mc_chi_err", _f64),
+        ("w1_e", _f64), ("w1_m", _f64), ("wall_s", _f64), ("train_samples_per_s", _f64),
+    ),
+    "rbm_params": _schema(
+        *_TRAIN_KEY, ("epoch", _i32), ("init_std", _f64),
+        ("a", pa.list_(_f32)), ("b", pa.list_(_f32)), ("W", pa.list_(_f32)),
+    ),
+    "free_energy": _schema(
+        *_TRAIN_KEY, ("epoch", _i32), ("lnZ_rbm", _f64), ("lnZ_rbm_err", _f64), ("lnZ_method", _str),
+        ("lnZ_ising", _f64), ("nll_train", _f64), ("nll_test", _f64),
+        ("F_data_mean", _f64), ("F_model_mean", _f64), ("kl_per_spin", _f64),
+        ("heff_slope", _f64), ("heff_r2", _f64),
+    ),
+    "spectra": _schema(
+        *_TRAIN_KEY, ("epoch", _i32), ("rank", _i32), ("eigenvalue", _f64),
+        ("mp_lower", _f64), ("mp_upper", _f64), ("lambda_max", _f64), ("n_outliers", _i32),
+        ("effective_rank", _f64), ("numerical_rank", _i32), ("psd_ok", pa.bool_()), ("rank_ok", pa.bool_()),
+    ),
+    "rg_alignment": _schema(
+        *_TRAIN_KEY, ("epoch", _i32), ("unit", _i32), ("block", _i32), ("score", _f64),
+        ("baseline", _f64), ("row", _i32), ("col", _i32), ("corr", _f64),
+    ),
+    "transport": _schema(
+        *_TRAIN_KEY, ("epoch", _i32), ("w2_to_init", _f64), ("w2_to_prev", _f64), ("path_length", _f64),
+    ),
+    "failures": _schema(
+        *_KEY, ("kind", _str), ("error", _str), ("traceback", _str), ("attempt", _i32),
+        ("failed_at", _str),
+    ),
+}
+
+#: The table whose part file marks a task of each kind as done; written last.
+COMMIT_TABLE = {"sample": "ising", "train": "rbm"}
+
+#: The tables each task kind writes, in write order (the commit table last).
+TASK_TABLES = {
+    "sample": ("samples", "series", "ising"),
+    "train": ("rbm_params", "free_energy", "spectra", "rg_alignment", "transport", "rbm"),
+}
+
+#: Columns that measure the machine rather than the physics; excluded when comparing runs.
+TIMING_COLUMNS = frozenset({"wall_s", "flips_per_ns", "train_samples_per_s", "failed_at"})

@@ -1,0 +1,402 @@
+"""The sweep spec: TOML in, a frozen, validated :class:`SweepSpec` out.
+
+A config is data (STYLE.md 1): every section is a frozen dataclass, validation sits next to
+the definition, and every error names the key, the value and the rule in one line, e.g.
+``temperatures.start must be > 0, got -1.0``.  Unknown keys are rejected with the closest
+valid key suggested.  The spec is parsed as TOML (``tomllib``), never evaluated.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "TC",
+    "SpecError",
+    "SamplingSpec",
+    "RBMSpec",
+    "AnalysisSpec",
+    "RGFlowSpec",
+    "SweepSpec",
+    "load_spec",
+    "parse_spec",
+    "resolve_units",
+]
+
+#: Onsager's critical temperature 2 / ln(1 + sqrt 2) (J = k_B = 1).
+TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+ALGORITHMS = ("metropolis", "wolff", "auto")
+CHECKERBOARD = ("metropolis", "auto")  # samplers that may use the two-colour checkerboard
+METHODS = ("cd", "pcd")
+LOG_PARTITION = ("auto", "exact", "ais")
+LR_SCHEDULES = ("constant", "linear", "inverse")
+
+
+class SpecError(ValueError):
+    """A spec that breaks a rule; ``str(err)`` is the one-line message shown to the user."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small typed readers.  Each takes the dotted key (for the message) and the raw TOML value.
+
+
+def _fail(key: str, value: Any, rule: str) -> SpecError:
+    return SpecError(f"{key} must be {rule}, got {value!r}")
+
+
+def _int(key: str, value: Any, *, ge: int | None = None) -> int:
+    # bool is a subclass of int in Python; `samples = true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(key, value, "an integer" + (f" >= {ge}" if ge is not None else ""))
+    if ge is not None and value < ge:
+        raise _fail(key, value, f"an integer >= {ge}")
+    return value
+
+
+def _float(key: str, value: Any, *, gt: float | None = None, ge: float | None = None,
+           lt: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(key, value, "a finite number")
+    value = float(value)
+    if gt is not None and not value > gt:
+        raise _fail(key, value, f"> {gt:g}")
+    if ge is not None and not value >= ge:
+        raise _fail(key, value, f">= {ge:g}")
+    if lt is not None and not value < lt:
+        raise _fail(key, value, f"< {lt:g}")
+    return value
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(key, value, "one of " + " | ".join(choices))
+    return value
+
+
+def _list(key: str, value: Any, *, nonempty: bool = True) -> list:
+    if not isinstance(value, list):
+        raise _fail(key, value, "a list")
+    if nonempty and not value:
+        raise _fail(key, value, "a non-empty list")
+    return value
+
+
+def _check_keys(section: str, table: Any, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(table, dict):
+        raise SpecError(f"[{section}] must be a table, got {table!r}")
+    for key in table:
+        if key not in allowed:
+            where = f"{section}.{key}" if section else key
+            near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(allowed)}"
+            raise SpecError(f"unknown key '{where}'{hint}")
+    return table
+
+
+def _section(raw: dict, name: str, parse: Callable[[dict], Any], allowed: tuple[str, ...]):
+    table = _check_keys(name, raw.get(name, {}), allowed)
+    return parse(table)
+
+
+_UNITS = re.compile(r"^\s*N\s*(?:/\s*(\d+))?\s*$")
+
+
+def _units(key: str, value: Any) -> int | str:
+    """An integer >= 1 or a fraction of N written ``"N"`` or ``"N/d"``."""
+    if isinstance(value, str):
+        match = _UNITS.match(value)
+        if match and (match.group(1) is None or int(match.group(1)) >= 1):
+            return value.replace(" ", "")
+        raise _fail(key, value, 'an integer >= 1 or a fraction of N such as "N/4"')
+    return _int(key, value, ge=1)
+
+
+def resolve_units(value: int | str, n_sites: int) -> int:
+    """Resolve an ``n_hidden``-style value (int, ``"N"`` or ``"N/d"``) for ``N = n_sites``."""
+    if isinstance(value, int):
+        return value
+    match = _UNITS.match(value)
+    return n_sites // int(match.group(1) or 1)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """``[sampling]``: how each (L, T) is sampled (see workers.ising)."""
+
+    algorithm: str = "metropolis"
+    burn_in: int = 1000
+    samples: int = 2000
+    thin: int | str = 10
+
+    KEYS = ("algorithm", "burn_in", "samples", "thin")
+
+    @classmethod
+    def parse(cls, t: dict) -> "SamplingSpec":
+        d = cls()
+        thin = t.get("thin", d.thin)
+        if thin != "auto":
+            thin = _int("sampling.thin", thin, ge=1) if not isinstance(thin, str) else None
+            if thin is None:
+                raise _fail("sampling.thin", t["thin"], 'an integer >= 1 or "auto"')
+        return cls(
+            algorithm=_choice("sampling.algorithm", t.get("algorithm", d.algorithm), ALGORITHMS),
+            burn_in=_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0),
+            samples=_int("sampling.samples", t.get("samples", d.samples), ge=1),
+            thin=thin,
+        )
+
+
+@dataclass(frozen=True)
+class RBMSpec:
+    """``[rbm]``: the RBM variants trained on every sample set (absent: no training stage)."""
+
+    n_hidden: tuple[int | str, ...] = (16,)
+    method: str = "pcd"
+    k: int = 1
+    learning_rate: float = 0.01
+    momentum: float = 0.5
+    lr_schedule: str = "constant"
+    epochs: int = 50
+    batch_size: int = 100
+    checkpoints: tuple[int, ...] = (0,)
+    held_out: float = 0.2
+    seeds: tuple[int, ...] = (0,)
+    l1: float = 0.0
+    l2: float = 1e-4
+    init_std: float = 0.01
+    log_partition: str = "auto"
+    max_exact_units: int = 20
+    gibbs_chains: int = 100
+    gibbs_steps: int = 1000
+
+    KEYS = ("n_hidden", "method", "k", "learning_rate", "momentum", "lr_schedule", "epochs",
+            "batch_size", "checkpoints", "held_out", "seeds", "l1", "l2", "init_std",
+            "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps")
+
+    @classmethod
+    def parse(cls, t: dict) -> "RBMSpec":
+        d = cls()
+        n_hidden = tuple(_units(f"rbm.n_hidden[{i}]", v)
+                         for i, v in enumerate(_list("rbm.n_hidden", t.get("n_hidden", list(d.n_hidden)))))
+        epochs = _int("rbm.epochs", t.get("epochs", d.epochs), ge=1)
+        checkpoints = set()
+        for i, c in enumerate(_list("rbm.checkpoints", t.get("checkpoints", [0]), nonempty=False)):
+            c = _int(f"rbm.checkpoints[{i}]", c, ge=0)
+            if c > epochs:
+                raise _fail(f"rbm.checkpoints[{i}]", c, f"<= rbm.epochs ({epochs})")
+            checkpoints.add(c)
+        seeds = [_int(f"rbm.seeds[{i}]", s, ge=0)
+                 for i, s in enumerate(_list("rbm.seeds", t.get("seeds", list(d.seeds))))]
+        if len(set(seeds)) != len(seeds):
+            raise _fail("rbm.seeds", seeds, "a list without repeats")
+        return cls(
+            n_hidden=n_hidden,
+            method=_choice("rbm.method", t.get("method", d.method), METHODS),
+            k=_int("rbm.k", t.get("k", d.k), ge=1),
+            learning_rate=_float("rbm.learning_rate", t.get("learning_rate", d.learning_rate), gt=0),
+            momentum=_float("rbm.momentum", t.get("momentum", d.momentum), ge=0, lt=1),
+            lr_schedule=_choice("rbm.lr_schedule", t.get("lr_schedule", d.lr_schedule), LR_SCHEDULES),
+            epochs=epochs,
+            batch_size=_int("rbm.batch_size", t.get("batch_size", d.batch_size), ge=1),
+            # epoch 0, the initialisation, is always recorded, and so is the final epoch
+            checkpoints=tuple(sorted(checkpoints | {0, epochs})),
+            held_out=_float("rbm.held_out", t.get("held_out", d.held_out), gt=0, lt=1),
+            seeds=tuple(seeds),
+            l1=_float("rbm.l1", t.get("l1", d.l1), ge=0),
+            l2=_float("rbm.l2", t.get("l2", d.l2), ge=0),
+            init_std=_float("rbm.init_std", t.get("init_std", d.init_std), gt=0),
+            log_partition=_choice("rbm.log_partition", t.get("log_partition", d.log_partition),
+                                  LOG_PARTITION),
+            max_exact_units=_int("rbm.max_exact_units", t.get("max_exact_units", d.max_exact_units),
+                                 ge=1),
+            gibbs_chains=_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1),
+            gibbs_steps=_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10),
+        )
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """``[analysis]``: block sizes for RG alignment ("auto": every b | L with 2 <= b <= L/2)."""
+
+    block_sizes: str | tuple[int, ...] = "auto"
+
+    KEYS = ("block_sizes",)
+
+    @classmethod
+    def parse(cls, t: dict) -> "AnalysisSpec":
+        value = t.get("block_sizes", "auto")
+        if value == "auto":
+            return cls()
+        if not isinstance(value, list):
+            raise _fail("analysis.block_sizes", value, '"auto" or a list of integers >= 2')
+        sizes = tuple(sorted({_int(f"analysis.block_sizes[{i}]", b, ge=2)
+                              for i, b in enumerate(_list("analysis.block_sizes", value))}))
+        return cls(block_sizes=sizes)
+
+
+@dataclass(frozen=True)
+class RGFlowSpec:
+    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows (absent: no flow stage)."""
+
+    block: int = 2
+    layers: tuple[int | str, ...] = ("N/4", "N/16")
+    rbm_flow_steps: int = 20
+
+    KEYS = ("block", "layers", "rbm_flow_steps")
+
+    @classmethod
+    def parse(cls, t: dict) -> "RGFlowSpec":
+        d = cls()
+        layers = _list("rg_flow.layers", t.get("layers", list(d.layers)))
+        return cls(
+            block=_int("rg_flow.block", t.get("block", d.block), ge=2),
+            layers=tuple(_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
+            rbm_flow_steps=_int("rg_flow.rbm_flow_steps", t.get("rbm_flow_steps", d.rbm_flow_steps),
+                                ge=0),
+        )
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SWEEP_KEYS = ("name", "seed", "lattice_sizes", "temperatures")
+RANGE_KEYS = ("start", "stop", "num", "refine_near_tc")
+REFINE_KEYS = ("width", "num")
+SECTIONS = ("sweep", "sampling", "rbm", "analysis", "rg_flow")
+
+
+def _temperatures(value: Any) -> tuple[float, ...]:
+    """A list of T > 0, or ``{start, stop, num, refine_near_tc = {width, num}}``."""
+    if isinstance(value, list):
+        temps = [_float(f"sweep.temperatures[{i}]", v, gt=0) for i, v in enumerate(_list("sweep.temperatures", value))]
+    elif isinstance(value, dict):
+        _check_keys("sweep.temperatures", value, RANGE_KEYS)
+        for key in ("start", "stop", "num"):
+            if key not in value:
+                raise SpecError(f"sweep.temperatures.{key} is required in a temperature range")
+        start = _float("sweep.temperatures.start", value["start"], gt=0)
+        stop = _float("sweep.temperatures.stop", value["stop"], gt=start)
+        num = _int("sweep.temperatures.num", value["num"], ge=1)
+        temps = _linspace(start, stop, num)
+        if "refine_near_tc" in value:
+            refine = _check_keys("sweep.temperatures.refine_near_tc", value["refine_near_tc"], REFINE_KEYS)
+            width = _float("sweep.temperatures.refine_near_tc.width", refine.get("width", 0.3), gt=0)
+            rnum = _int("sweep.temperatures.refine_near_tc.num", refine.get("num", 10), ge=1)
+            lo, hi = max(start, TC - width), min(stop, TC + width)
+            if lo < hi:
+                temps += _linspace(lo, hi, rnum)
+    else:
+        raise _fail("sweep.temperatures", value, "a list of numbers or a table {start, stop, num}")
+    # Rounded so a range spelled two ways gives the same canonical floats (and task ids).
+    rounded = sorted({round(t, 9) for t in temps})
+    return tuple(rounded)
+
+
+def _linspace(start: float, stop: float, num: int) -> list[float]:
+    if num == 1:
+        return [start]
+    return [start + (stop - start) * i / (num - 1) for i in range(num)]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The whole validated sweep; :meth:`to_dict` is what ``sweep.json`` records."""
+
+    name: str
+    seed: int
+    lattice_sizes: tuple[int, ...]
+    temperatures: tuple[float, ...]
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    rbm: RBMSpec | None = None
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    rg_flow: RGFlowSpec | None = None
+
+    def to_dict(self) -> dict:
+        """The spec as a TOML-shaped dict that :func:`parse_spec` reads back to an equal spec."""
+
+        def plain(obj):
+            if isinstance(obj, (list, tuple)):
+                return [plain(x) for x in obj]
+            if isinstance(obj, dict):
+                return {k: plain(v) for k, v in obj.items()}
+            return obj
+
+        raw = {"sweep": {"name": self.name, "seed": self.seed,
+                         "lattice_sizes": list(self.lattice_sizes),
+                         "temperatures": list(self.temperatures)},
+               "sampling": asdict(self.sampling), "analysis": asdict(self.analysis)}
+        if self.rbm is not None:
+            raw["rbm"] = asdict(self.rbm)
+        if self.rg_flow is not None:
+            raw["rg_flow"] = asdict(self.rg_flow)
+        return plain(raw)
+
+
+def parse_spec(raw: dict) -> SweepSpec:
+    """Validate a parsed TOML document; raise :class:`SpecError` on the first broken rule."""
+    _check_keys("", raw, SECTIONS)
+    if "sweep" not in raw:
+        raise SpecError("[sweep] section is required (name, seed, lattice_sizes, temperatures)")
+    sweep = _check_keys("sweep", raw["sweep"], SWEEP_KEYS)
+    for key in SWEEP_KEYS:
+        if key not in sweep:
+            raise SpecError(f"sweep.{key} is required")
+    name = sweep["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _fail("sweep.name", name, "1-64 characters of letters, digits, '_', '.' or '-'")
+    seed = _int("sweep.seed", sweep["seed"], ge=0)
+    sizes = [_int(f"sweep.lattice_sizes[{i}]", L, ge=2)
+             for i, L in enumerate(_list("sweep.lattice_sizes", sweep["lattice_sizes"]))]
+    if len(set(sizes)) != len(sizes):
+        raise _fail("sweep.lattice_sizes", sizes, "a list without repeats")
+    temps = _temperatures(sweep["temperatures"])
+
+    sampling = _section(raw, "sampling", SamplingSpec.parse, SamplingSpec.KEYS)
+    if sampling.algorithm in CHECKERBOARD:
+        for i, L in enumerate(sizes):
+            if L % 2:
+                raise SpecError(f"sweep.lattice_sizes[{i}] must be even with the checkerboard sampler "
+                                f"(sampling.algorithm = {sampling.algorithm!r}), got {L}")
+    rbm = _section(raw, "rbm", RBMSpec.parse, RBMSpec.KEYS) if "rbm" in raw else None
+    if rbm is not None:
+        for L in sizes:
+            for i, nh in enumerate(rbm.n_hidden):
+                if resolve_units(nh, L * L) < 1:
+                    raise SpecError(f"rbm.n_hidden[{i}] must give at least 1 hidden unit, "
+                                    f"got {nh!r} for L = {L} (N = {L * L})")
+            n_train = math.floor(sampling.samples * (1 - rbm.held_out))
+            if n_train < 1 or sampling.samples - n_train < 1:
+                raise SpecError(f"rbm.held_out must leave >= 1 training and >= 1 held-out sample of "
+                                f"sampling.samples = {sampling.samples}, got {rbm.held_out!r}")
+    analysis = _section(raw, "analysis", AnalysisSpec.parse, AnalysisSpec.KEYS)
+    if analysis.block_sizes != "auto":
+        for b in analysis.block_sizes:
+            if not any(L % b == 0 and b <= L // 2 for L in sizes):
+                raise _fail("analysis.block_sizes", b, f"a divisor b <= L/2 of some lattice size {sizes}")
+    rg_flow = _section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.KEYS) if "rg_flow" in raw else None
+    return SweepSpec(name=name, seed=seed, lattice_sizes=tuple(sorted(sizes)), temperatures=temps,
+                     sampling=sampling, rbm=rbm, analysis=analysis, rg_flow=rg_flow)
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a TOML spec file; every problem is a one-line :class:`SpecError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"spec file {str(path)!r} cannot be read: {err}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path.name} is not valid TOML: {err}") from None
+    return parse_spec(raw)

@@ -1,0 +1,92 @@
+"""Planning: content-hash ids, id-derived seeds, dependency order; no numba in the orchestrator."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+from orchestrator.plan import make_plan, spawn_key, task_id
+from orchestrator.spec import parse_spec
+
+RAW = {
+    "sweep": {"name": "p", "seed": 7, "lattice_sizes": [4, 8], "temperatures": [2.0, 3.0]},
+    "rbm": {"n_hidden": [4, "N/4"], "seeds": [0, 1], "epochs": 2},
+}
+
+
+def test_ids_are_content_hashes_independent_of_grid_position():
+    plan = make_plan(parse_spec(RAW))
+    raw = copy.deepcopy(RAW)
+    raw["sweep"]["temperatures"] = [1.5, 2.0, 2.5, 3.0]  # insert temperatures around the old ones
+    bigger = make_plan(parse_spec(raw))
+    old = {t.id: t for t in plan}
+    new = {t.id: t for t in bigger}
+    assert set(old) <= set(new)  # every old task (and so its seed and result) is unchanged
+    for tid, task in old.items():
+        assert new[tid].spawn_key == task.spawn_key == spawn_key(tid)
+    assert len({t.spawn_key for t in bigger}) == len(bigger)
+
+
+def test_id_changes_with_any_config_field_and_seed():
+    base = {"L": 8, "T": 2.0, "algorithm": "metropolis", "burn_in": 10, "samples": 5, "thin": 1, "seed": 1}
+    ids = {task_id("sample", base)}
+    for key, value in [("T", 2.0000001), ("burn_in", 11), ("seed", 2), ("thin", "auto")]:
+        ids.add(task_id("sample", {**base, key: value}))
+    assert len(ids) == 5
+    assert task_id("sample", dict(reversed(list(base.items())))) == task_id("sample", base)
+
+
+def test_dag_training_depends_on_its_sample_task_and_comes_after_it():
+    plan = make_plan(parse_spec(RAW))
+    position = {t.id: i for i, t in enumerate(plan)}
+    samples = [t for t in plan if t.kind == "sample"]
+    trains = [t for t in plan if t.kind == "train"]
+    assert len(samples) == 4
+    # L=4: n_hidden 4 and N/4 = 4 coincide -> one size; L=8: 4 and 16. Two seeds each.
+    assert len(trains) == (1 + 2) * 2 * 2
+    for t in trains:
+        (dep,) = t.deps
+        assert position[dep] < position[t.id]
+        source = plan.by_id()[dep]
+        assert (source.L, source.T) == (t.L, t.T) and t.config["sample_task"] == dep
+    assert {t.config["n_hidden"] for t in trains if t.L == 8} == {4, 16}
+    assert {tuple(t.config["block_sizes"]) for t in trains if t.L == 8} == {(2, 4)}
+
+
+def test_config_is_immutable_json():
+    task = make_plan(parse_spec(RAW)).tasks[0]
+    cfg = task.config
+    cfg["L"] = 999
+    assert task.config["L"] != 999
+    assert json.loads(task.config_json) == task.config
+
+
+def test_orchestrator_imports_without_numba_or_ray():
+    code = ("import sys, orchestrator.cli, orchestrator.runner, orchestrator.backends, analysis; "
+            "bad = [m for m in ('numba', 'ray', 'workers') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workers_never_import_ray_and_layers_stay_apart():
+    from pathlib import Path
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    pattern = {
+        "workers": re.compile(r"^\s*(import|from)\s+(ray|orchestrator|analysis)\b", re.M),
+        "orchestrator": re.compile(r"^\s*(import|from)\s+numba\b", re.M),
+        "analysis": re.compile(r"^\s*(import|from)\s+(ray|numba|workers|orchestrator)\b", re.M),
+    }
+    offenders = []
+    for package, rx in pattern.items():
+        for path in (root / package).glob("*.py"):
+            if rx.search(path.read_text()):
+                offenders.append(str(path.relative_to(root)))
+    ray_importers = [p.name for p in (root / "orchestrator").glob("*.py")
+                     if re.search(r"^\s*(import|from)\s+ray\b", p.read_text(), re.M)]
+    assert offenders == []
+    assert set(ray_importers) <= {"backends.py"}

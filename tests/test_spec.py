@@ -1,0 +1,119 @@
+"""Spec validation: good specs parse; each bad spec gets one clear line naming key, value, rule."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from orchestrator.spec import TC, SpecError, load_spec, parse_spec
+
+GOOD = {
+    "sweep": {"name": "t", "seed": 1, "lattice_sizes": [4, 8], "temperatures": [2.0, 3.0]},
+    "sampling": {"algorithm": "metropolis", "burn_in": 10, "samples": 20, "thin": 2},
+    "rbm": {"n_hidden": [4, "N/4"], "epochs": 4, "checkpoints": [2]},
+}
+
+
+def with_change(path: str, value, *, delete: bool = False) -> dict:
+    raw = copy.deepcopy(GOOD)
+    *parents, leaf = path.split(".")
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {})
+    if delete:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return raw
+
+
+# (change, expected fragments of the one-line message)
+BAD = [
+    (("sweep.lattice_sizes", [1]), ["sweep.lattice_sizes[0]", ">= 2", "1"]),
+    (("sweep.lattice_sizes", [8, 7]), ["sweep.lattice_sizes[1]", "even", "checkerboard", "7"]),
+    (("sweep.lattice_sizes", []), ["sweep.lattice_sizes", "non-empty"]),
+    (("sweep.lattice_sizes", [8, 8]), ["sweep.lattice_sizes", "without repeats"]),
+    (("sweep.lattice_sizes", [8.5]), ["sweep.lattice_sizes[0]", "integer", "8.5"]),
+    (("sweep.lattice_sizes", [True]), ["sweep.lattice_sizes[0]", "integer", "True"]),
+    (("sweep.temperatures", [2.0, 0.0]), ["sweep.temperatures[1]", "> 0", "0.0"]),
+    (("sweep.temperatures", [-1.0]), ["sweep.temperatures[0]", "> 0", "-1.0"]),
+    (("sweep.temperatures", ["hot"]), ["sweep.temperatures[0]", "number", "hot"]),
+    (("sweep.temperatures", {"start": -1.0, "stop": 3.0, "num": 3}), ["sweep.temperatures.start", "> 0", "-1.0"]),
+    (("sweep.temperatures", {"start": 3.0, "stop": 2.0, "num": 3}), ["sweep.temperatures.stop", "> 3", "2.0"]),
+    (("sweep.temperatures", {"start": 1.0, "stop": 2.0, "num": 0}), ["sweep.temperatures.num", ">= 1", "0"]),
+    (("sweep.temperatures", {"start": 1.0, "stop": 2.0}), ["sweep.temperatures.num", "required"]),
+    (("sweep.temperatures", {"start": 1.0, "stop": 3.0, "num": 3, "step": 1}),
+     ["unknown key", "sweep.temperatures.step", "did you mean 'stop'"]),
+    (("sweep.temperatures", {"start": 1.0, "stop": 3.0, "num": 3, "refine_near_tc": {"width": -0.1}}),
+     ["sweep.temperatures.refine_near_tc.width", "> 0", "-0.1"]),
+    (("sweep.seed", -3), ["sweep.seed", ">= 0", "-3"]),
+    (("sweep.seed", "abc"), ["sweep.seed", "integer", "abc"]),
+    (("sweep.name", "my sweep/1"), ["sweep.name", "letters", "my sweep/1"]),
+    (("sweep.seed", None), ["sweep.seed", "required"]),
+    (("sweep.lattice_size", [8]), ["unknown key 'sweep.lattice_size'", "did you mean 'lattice_sizes'"]),
+    (("sampling.burnin", 5), ["unknown key 'sampling.burnin'", "did you mean 'burn_in'"]),
+    (("sampling.algorithm", "heatbath"), ["sampling.algorithm", "metropolis | wolff | auto", "heatbath"]),
+    (("sampling.burn_in", -5), ["sampling.burn_in", ">= 0", "-5"]),
+    (("sampling.samples", 0), ["sampling.samples", ">= 1", "0"]),
+    (("sampling.thin", 0), ["sampling.thin", ">= 1", "0"]),
+    (("sampling.thin", "sometimes"), ["sampling.thin", '"auto"', "sometimes"]),
+    (("rbm.method", "pcdd"), ["rbm.method", "cd | pcd", "pcdd"]),
+    (("rbm.n_hidden", ["N/0"]), ["rbm.n_hidden[0]", "fraction of N", "N/0"]),
+    (("rbm.n_hidden", ["M/4"]), ["rbm.n_hidden[0]", "fraction of N", "M/4"]),
+    (("rbm.n_hidden", ["N/32"]), ["rbm.n_hidden[0]", "at least 1 hidden unit", "N/32"]),
+    (("rbm.k", 0), ["rbm.k", ">= 1", "0"]),
+    (("rbm.learning_rate", 0.0), ["rbm.learning_rate", "> 0", "0.0"]),
+    (("rbm.checkpoints", [5]), ["rbm.checkpoints[0]", "<= rbm.epochs (4)", "5"]),
+    (("rbm.held_out", 1.0), ["rbm.held_out", "< 1", "1.0"]),
+    (("rbm.seeds", []), ["rbm.seeds", "non-empty"]),
+    (("rbm.l1", -1e-3), ["rbm.l1", ">= 0", "-0.001"]),
+    (("rbm.log_partition", "guess"), ["rbm.log_partition", "auto | exact | ais", "guess"]),
+    (("rbm.epoch", 3), ["unknown key 'rbm.epoch'", "did you mean 'epochs'"]),
+    (("analysis.block_sizes", [3]), ["analysis.block_sizes", "divisor", "3"]),
+    (("analysis.block_sizes", "all"), ["analysis.block_sizes", '"auto"', "all"]),
+    (("rg_flow.block", 1), ["rg_flow.block", ">= 2", "1"]),
+    (("samplng", {}), ["unknown key 'samplng'", "did you mean 'sampling'"]),
+]
+
+
+def test_good_spec_parses_and_round_trips():
+    spec = parse_spec(GOOD)
+    assert spec.lattice_sizes == (4, 8)
+    assert spec.rbm.checkpoints == (0, 2, 4)  # 0 and the last epoch are always recorded
+    assert parse_spec(spec.to_dict()) == spec
+
+
+def test_temperature_range_is_refined_near_tc():
+    raw = with_change("sweep.temperatures",
+                      {"start": 1.5, "stop": 3.5, "num": 5, "refine_near_tc": {"width": 0.2, "num": 5}})
+    temps = parse_spec(raw).temperatures
+    assert temps[0] == 1.5 and temps[-1] == 3.5
+    near = [t for t in temps if abs(t - TC) <= 0.2 + 1e-9]
+    assert len(near) == 5 and any(abs(t - TC) < 1e-6 for t in near)
+    assert list(temps) == sorted(set(temps))
+
+
+@pytest.mark.parametrize("change, fragments", BAD, ids=[f"{c[0]}={c[1]!r}"[:60] for c, _ in BAD])
+def test_bad_spec_gets_one_clear_line(change, fragments):
+    path, value = change
+    raw = with_change(path, value, delete=value is None)
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_there_are_at_least_twenty_bad_specs():
+    assert len(BAD) >= 20
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sweep]\nname = \n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
