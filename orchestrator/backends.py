@@ -20,6 +20,7 @@ from .plan import Task
 __all__ = ["make_backend", "SerialBackend", "ProcessBackend", "RayBackend", "BACKENDS"]
 
 BACKENDS = ("ray", "process", "serial")
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _crash(task: Task, err: BaseException) -> Outcome:
@@ -131,6 +132,9 @@ class RayBackend:
         self._payloads: dict[Any, Any] = {}
 
     def start(self) -> None:
+        if self.address is None:
+            # Ray binds its services to all interfaces unless this is "0" when ray is imported.
+            os.environ.setdefault(_LOOPBACK_ENV, "0")
         import ray
 
         env = dict(THREAD_ENV)
@@ -139,8 +143,11 @@ class RayBackend:
         if ray.is_initialized():  # a Ray this process already joined (a notebook, a test session)
             self._started_here = False
         elif self.address is None:
-            # Bind every Ray service of the embedded instance to loopback only.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # The embedded instance binds every service to loopback only.  Ray reads the switch
+            # once, at import; if ray was imported before (a notebook), set the constant it read.
+            from ray._private import ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
                      _node_ip_address="127.0.0.1", log_to_driver=False,
                      runtime_env={"env_vars": env}, configure_logging=False)

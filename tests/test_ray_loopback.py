@@ -1,0 +1,84 @@
+"""Security: the embedded Ray of the default backend listens on loopback only, with no dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+# Runs in a fresh interpreter (with the cluster switch forced on, the worst case): starts the embedded backend exactly as `rgsweep run` does, then
+# lists every listening TCP socket owned by this process or any of its descendants.
+SCRIPT = r"""
+import json, os
+from orchestrator.backends import RayBackend
+
+def children_of(root):
+    parent = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            pass
+    tree, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c not in tree]
+        tree.update(kids); frontier += kids
+    return tree
+
+def socket_inodes(pid):
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+def listening():
+    out = {}
+    for name in ("tcp", "tcp6"):
+        with open(f"/proc/net/{name}") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A":  # LISTEN
+                    out[cols[9]] = cols[1]
+    return out
+
+backend = RayBackend(workers=2)
+backend.start()
+import ray
+ray.get([ray.remote(lambda: 1).remote() for _ in range(2)])
+listen = listening()
+found = []
+for pid in children_of(os.getpid()):
+    for inode in socket_inodes(pid):
+        if inode in listen:
+            found.append(listen[inode])
+print(json.dumps(found))
+backend.close()
+"""
+
+LOOPBACK_HEX = {"0100007F",                                   # 127.0.0.1 (tcp)
+                "00000000000000000000000001000000",           # ::1 (tcp6)
+                "0000000000000000FFFF00000100007F"}           # ::ffff:127.0.0.1 (tcp6)
+
+
+@pytest.mark.ray
+def test_embedded_ray_listens_on_loopback_only():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    addresses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(addresses) >= 3  # gcs, raylet, workers: the check saw Ray's sockets
+    hosts = {addr.split(":")[0] for addr in addresses}
+    assert hosts <= LOOPBACK_HEX, f"non-loopback listeners: {sorted(hosts - LOOPBACK_HEX)}"

@@ -1,0 +1,171 @@
+"""A small random number generator that numba kernels advance in place.
+
+The generator is xorshift128+ (Vigna 2017) with shifts (a, b, c) = (23, 18, 5). Why this one:
+
+- its whole state is two ``uint64`` words, so a kernel can copy it into two registers at entry,
+  advance it with four shifts, three xors and one add per draw, and write it back at exit;
+- the period is 2**128 - 1, far beyond any run of this tool (~1e12 draws);
+- it passes BigCrush except for linearity tests on the *lowest* bits (the lowest bit is an
+  LFSR). We only ever use the *top* 53 bits, turned into a double in [0, 1), which is the use
+  Vigna recommends;
+- PCG64 would need a 128-bit multiply, which numba does not have natively.
+
+The state is a C-contiguous ``uint64`` array of shape (2,), never all zero (the all-zero state
+is a fixed point). It is seeded from a :class:`numpy.random.SeedSequence` so that streams
+follow the project's seeding rule (DESIGN.md: seeds derive from task ids).
+
+References
+----------
+S. Vigna, "Further scramblings of Marsaglia's xorshift generators",
+J. Comput. Appl. Math. 315, 175 (2017).
+"""
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "make_rng_state",
+    "child_seed_sequence",
+    "uniform_doubles",
+]
+
+_MASK64 = (1 << 64) - 1
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+# numba types mixed uint64/int64 arithmetic as float64, so shifts must be uint64 too.
+_A = np.uint64(23)
+_B = np.uint64(18)
+_C = np.uint64(5)
+_TOP53 = np.uint64(11)
+
+
+def make_rng_state(seed_seq):
+    """Seed an xorshift128+ state from a SeedSequence.
+
+    Parameters
+    ----------
+    seed_seq : numpy.random.SeedSequence
+        Entropy source; only ``generate_state`` is called, so ``seed_seq`` is not modified.
+
+    Returns
+    -------
+    state : ndarray of uint64, shape (2,)
+        Never all zero.
+    """
+    if not isinstance(seed_seq, np.random.SeedSequence):
+        raise TypeError(f"seed_seq must be a numpy.random.SeedSequence, got {type(seed_seq).__name__}")
+    state = np.ascontiguousarray(seed_seq.generate_state(2, dtype=np.uint64))
+    if state[0] == 0 and state[1] == 0:  # probability 2**-128, but the zero state never moves
+        state[1] = np.uint64(0x9E3779B97F4A7C15)
+    return state
+
+
+def child_seed_sequence(seed_seq, index):
+    """The ``index``-th child of ``seed_seq``, without mutating ``seed_seq``.
+
+    ``SeedSequence.spawn`` advances a counter inside the parent, so calling a function twice
+    with the same parent would give different streams. This builds the child that
+    ``spawn`` would give as its ``index``-th, from the parent's entropy and spawn key alone.
+
+    Parameters
+    ----------
+    seed_seq : numpy.random.SeedSequence
+    index : int >= 0
+
+    Returns
+    -------
+    numpy.random.SeedSequence
+    """
+    return np.random.SeedSequence(
+        seed_seq.entropy,
+        spawn_key=tuple(seed_seq.spawn_key) + (int(index),),
+        pool_size=seed_seq.pool_size,
+    )
+
+
+@njit(cache=True)
+def _xorshift128p(s0, s1):
+    """One xorshift128+ step on a state held in two locals.
+
+    Returns ``(new_s0, new_s1, output)``; kernels keep the state in locals this way so that it
+    can live in registers instead of being stored to memory after every draw.
+    """
+    x = s0
+    y = s1
+    out = x + y
+    x ^= x << _A
+    return y, x ^ y ^ (x >> _B) ^ (y >> _C), out
+
+
+@njit(cache=True)
+def _to_unit(x):
+    """Top 53 bits of a uint64 as a double in [0, 1): ``(x >> 11) * 2**-53``."""
+    return np.float64(x >> _TOP53) * _TWO_M53
+
+
+@njit(cache=True)
+def _next_uint64(state):
+    """Advance ``state`` (uint64, shape (2,)) in place and return the next output."""
+    s0, s1, out = _xorshift128p(state[0], state[1])
+    state[0] = s0
+    state[1] = s1
+    return out
+
+
+@njit(cache=True)
+def _uniform_doubles(state, out):
+    s0 = state[0]
+    s1 = state[1]
+    for k in range(out.shape[0]):
+        s0, s1, x = _xorshift128p(s0, s1)
+        out[k] = _to_unit(x)
+    state[0] = s0
+    state[1] = s1
+
+
+def uniform_doubles(rng_state, n):
+    """Draw ``n`` doubles in [0, 1) from the kernel generator, advancing it in place.
+
+    Parameters
+    ----------
+    rng_state : ndarray of uint64, shape (2,)
+    n : int >= 0
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        ``u_k = (x_k >> 11) * 2**-53`` where ``x_k`` is the k-th xorshift128+ output.
+    """
+    _check_state(rng_state)
+    out = np.empty(int(n), dtype=np.float64)
+    _uniform_doubles(rng_state, out)
+    return out
+
+
+def _check_state(rng_state):
+    if not (isinstance(rng_state, np.ndarray) and rng_state.dtype == np.uint64
+            and rng_state.shape == (2,) and rng_state.flags.c_contiguous):
+        raise ValueError("rng_state must be a C-contiguous uint64 array of shape (2,); "
+                         "make one with make_rng_state(seed_seq)")
+    if rng_state[0] == 0 and rng_state[1] == 0:
+        raise ValueError("rng_state must not be all zero (xorshift128+ fixed point)")
+
+
+def _reference_next_uint64(state):
+    """Pure-Python xorshift128+ step with Python ints; advances ``state`` in place.
+
+    Used by the slow reference samplers so that the exact tests do not share the RNG code
+    with the kernels they check.
+    """
+    s1 = int(state[0])
+    s0 = int(state[1])
+    out = (s0 + s1) & _MASK64
+    s1 ^= (s1 << 23) & _MASK64
+    new1 = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5)
+    state[0] = np.uint64(s0)
+    state[1] = np.uint64(new1)
+    return out
+
+
+def _reference_uniform(state):
+    """Pure-Python counterpart of ``_to_unit(_next_uint64(state))``."""
+    return (_reference_next_uint64(state) >> 11) * _TWO_M53
