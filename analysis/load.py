@@ -55,7 +55,7 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas()
-    sort = [c for c in ("L", "T", "task_id", "epoch", "index", "step", "rank", "unit", "block")
+    sort = [c for c in ("L", "T", "task_id", "epoch", "index", "chain", "step", "rank", "unit", "block")
             if c in frame.columns]
     return frame.sort_values(sort, kind="stable").reset_index(drop=True) if sort else frame
 

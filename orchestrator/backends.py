@@ -43,8 +43,10 @@ class SerialBackend:
 
     def __init__(self, workers: int = 1):
         self.workers = 1
+        self._limits = None
 
     def start(self) -> None:
+        self._limits = limit_threads()  # same single-thread BLAS as the pool and Ray workers
         warmup()
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> _Done:
@@ -60,11 +62,16 @@ class SerialBackend:
         return handle.value.tables.get("samples")
 
     def close(self) -> None:
-        pass
+        if self._limits is not None:
+            self._limits.restore_original_limits()
+
+
+_worker_limits = None
 
 
 def _init_pool_worker() -> None:
-    limit_threads()
+    global _worker_limits
+    _worker_limits = limit_threads()  # kept alive for the worker's lifetime
 
 
 class ProcessBackend:

@@ -34,15 +34,17 @@ class InjectedFault(RuntimeError):
     """Raised by a task named in ``$RGSWEEP_FAIL_TASKS`` (fault-tolerance tests and drills)."""
 
 
-def limit_threads() -> None:
-    """Pin math libraries to one thread in this process (before numpy is imported, ideally)."""
+def limit_threads():
+    """Pin math libraries to one thread in this process; returns the limiter (``.restore_original_limits()``).
+
+    Environment variables cover libraries not yet loaded; threadpoolctl covers a BLAS already
+    loaded.  One thread also makes float results independent of the machine's core count.
+    """
     for name, value in THREAD_ENV.items():
         os.environ.setdefault(name, value)
-    try:
-        from threadpoolctl import threadpool_limits  # optional: catches an already-loaded BLAS
-    except ImportError:
-        return
-    threadpool_limits(1)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
 
 
 @dataclass

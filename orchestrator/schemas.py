@@ -37,7 +37,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("exact_lnZ", _f64), ("wall_s", _f64), ("flips_per_ns", _f64),
     ),
     "samples": _schema(*_KEY, ("index", _i32), ("spins", pa.binary())),
-    "series": _schema(*_KEY, ("step", _i32), ("e", _f64), ("m", _f64)),
+    "series": _schema(*_KEY, ("chain", _i32), ("step", _i32), ("e", _f64), ("m", _f64)),
     "rbm": _schema(
         *_TRAIN_KEY, ("k", _i32), ("learning_rate", _f64), ("momentum", _f64), ("lr_schedule", _str),
         ("epochs", _i32), ("batch_size", _i32), ("l1", _f64), ("l2", _f64), ("init_std", _f64),

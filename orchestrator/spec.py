@@ -161,7 +161,7 @@ class RBMSpec:
     """``[rbm]``: the RBM variants trained on every sample set (absent: no training stage)."""
 
     n_hidden: tuple[int | str, ...] = (16,)
-    method: str = "pcd"
+    method: str = "cd"  # PCD chains get trapped below and at Tc (see README, RBM stage)
     k: int = 1
     learning_rate: float = 0.01
     momentum: float = 0.5
@@ -369,9 +369,14 @@ def parse_spec(raw: dict) -> SweepSpec:
     if rbm is not None:
         for L in sizes:
             for i, nh in enumerate(rbm.n_hidden):
-                if resolve_units(nh, L * L) < 1:
+                units = resolve_units(nh, L * L)
+                if units < 1:
                     raise SpecError(f"rbm.n_hidden[{i}] must give at least 1 hidden unit, "
                                     f"got {nh!r} for L = {L} (N = {L * L})")
+                if rbm.log_partition == "exact" and min(units, L * L) > rbm.max_exact_units:
+                    raise SpecError(f"rbm.n_hidden[{i}] must leave a layer of <= rbm.max_exact_units "
+                                    f"({rbm.max_exact_units}) units with rbm.log_partition = 'exact', "
+                                    f"got {nh!r} = {units} for L = {L}")
             n_train = math.floor(sampling.samples * (1 - rbm.held_out))
             if n_train < 1 or sampling.samples - n_train < 1:
                 raise SpecError(f"rbm.held_out must leave >= 1 training and >= 1 held-out sample of "

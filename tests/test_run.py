@@ -98,25 +98,49 @@ def test_ray_backend_through_the_cli_gives_identical_tables(serial_run, tmp_path
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
 
 
+SMALL = """
+[sweep]
+name = "small"
+seed = 3
+lattice_sizes = [4, 8]
+temperatures = [2.0, 3.0]
+[sampling]
+burn_in = 100
+samples = 200
+thin = 2
+[rbm]
+n_hidden = [4]
+epochs = 3
+"""
+
+
 def test_failed_task_leaves_a_row_the_rest_go_on_and_a_rerun_retries(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "quick"
-    victim = next(t for t in make_plan(load_spec(QUICK)) if t.kind == "sample" and t.L == 8)
+    spec_path = tmp_path / "small.toml"
+    spec_path.write_text(SMALL)
+    plan = make_plan(load_spec(spec_path))
+    out = tmp_path / "small"
+    victim = next(t for t in plan if t.kind == "sample" and t.L == 8)
+    dependents = [t for t in plan if victim.id in t.deps]
+    assert len(dependents) == 1
     monkeypatch.setenv("RGSWEEP_FAIL_TASKS", victim.id)
-    assert main(["run", str(QUICK), "--out", str(out), "--backend", "process", "--workers", "2",
+    assert main(["run", str(spec_path), "--out", str(out), "--backend", "process", "--workers", "2",
                  "--quiet"]) == 1
-    assert "1 failed" in capsys.readouterr().out
+    assert "1 failed, 1 not run (a dependency failed)" in capsys.readouterr().out
     failures = read_table(out, "failures")
     assert list(failures["task_id"]) == [victim.id] and failures["attempt"].tolist() == [1]
     assert "InjectedFault" in failures["traceback"][0]
     assert victim.id not in set(read_table(out, "ising")["task_id"])
-    assert len(read_table(out, "ising")) == len(make_plan(load_spec(QUICK))) - 1
+    assert len(read_table(out, "ising")) == plan.count("sample") - 1
+    assert len(read_table(out, "rbm")) == plan.count("train") - 1
     assert main(["status", str(out)]) == 1
-    assert "failed  1" in capsys.readouterr().out.replace("failed   ", "failed  ")
+    status = capsys.readouterr().out.split()
+    assert status[status.index("failed") + 1] == "1" and status[status.index("missing") + 1] == "1"
 
     monkeypatch.delenv("RGSWEEP_FAIL_TASKS")
-    assert main(["run", str(QUICK), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
-    assert "1 run" in capsys.readouterr().out
+    assert main(["run", str(spec_path), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+    assert "2 run" in capsys.readouterr().out  # the failed task and its dependent, nothing else
     assert victim.id in set(read_table(out, "ising")["task_id"])
+    assert len(read_table(out, "rbm")) == plan.count("train")
     assert main(["status", str(out)]) == 0
 
 

@@ -11,7 +11,7 @@ from orchestrator.spec import TC, SpecError, load_spec, parse_spec
 GOOD = {
     "sweep": {"name": "t", "seed": 1, "lattice_sizes": [4, 8], "temperatures": [2.0, 3.0]},
     "sampling": {"algorithm": "metropolis", "burn_in": 10, "samples": 20, "thin": 2},
-    "rbm": {"n_hidden": [4, "N/4"], "epochs": 4, "checkpoints": [2]},
+    "rbm": {"n_hidden": [4, "N/4"], "epochs": 4, "checkpoints": [2], "log_partition": "exact"},
 }
 
 
@@ -69,6 +69,7 @@ BAD = [
     (("rbm.seeds", []), ["rbm.seeds", "non-empty"]),
     (("rbm.l1", -1e-3), ["rbm.l1", ">= 0", "-0.001"]),
     (("rbm.log_partition", "guess"), ["rbm.log_partition", "auto | exact | ais", "guess"]),
+    (("rbm.n_hidden", [32]), ["rbm.n_hidden[0]", "max_exact_units (20)", "exact", "32", "L = 8"]),
     (("rbm.epoch", 3), ["unknown key 'rbm.epoch'", "did you mean 'epochs'"]),
     (("analysis.block_sizes", [3]), ["analysis.block_sizes", "divisor", "3"]),
     (("analysis.block_sizes", "all"), ["analysis.block_sizes", '"auto"', "all"]),

@@ -1,0 +1,283 @@
+"""RBM estimator: brute-force checks of F and the conditionals, sampling, training behaviour."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.special import expit, logsumexp
+from scipy.stats import chisquare
+
+from workers.free_energy import bond_rbm, ising_energy, nll_per_spin
+from workers.partition import log_partition_exact
+from workers.rbm import RBM
+
+
+def states(n, spins):
+    bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+    return (2 * bits - 1) if spins else bits
+
+
+def tiny_model(n_v=4, n_h=3, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return RBM.from_params(scale * rng.normal(size=(n_v, n_h)), scale * rng.normal(size=n_v),
+                           scale * rng.normal(size=n_h))
+
+
+def minus_energy(model):
+    """-E(v, h) for every (v, h): (2^n_v, 2^n_h) in float64, with the model's float32 values."""
+    W, a, b = (x.astype(np.float64) for x in (model.W_, model.a_, model.b_))
+    V, H = states(W.shape[0], True), states(W.shape[1], False)
+    return V, H, (V @ a)[:, None] + (H @ b)[None, :] + V @ W @ H.T
+
+
+def ising_exact(L, T):
+    """All configurations, energies and Boltzmann probabilities of the L x L torus."""
+    V = states(L * L, True).astype(np.int8)
+    H = ising_energy(V, L)
+    log_w = -H / T
+    return V, H, np.exp(log_w - logsumexp(log_w))
+
+
+@pytest.fixture(scope="module")
+def split_data():
+    """Exact i.i.d. L=4, T=2.5 Ising samples: 2000 for training, 1000 held out."""
+    V, H, p = ising_exact(4, 2.5)
+    rows = np.random.default_rng(2024).choice(len(V), size=3000, p=p)
+    return V[rows[:2000]], V[rows[2000:]], (p @ H / 2.5 + logsumexp(-H / 2.5)) / 16
+
+
+def test_free_energy_matches_bruteforce():
+    model = tiny_model()
+    V, _, mE = minus_energy(model)
+    assert_allclose(model.free_energy(V), -logsumexp(mE, axis=1), rtol=1e-12)
+
+
+def test_conditionals_match_bruteforce():
+    model = tiny_model(seed=1)
+    V, H, mE = minus_energy(model)
+    p_joint = np.exp(mE - logsumexp(mE))
+    # p(h_j = 1 | v) = sum_{h: h_j = 1} p(v, h) / p(v)
+    p_h = (p_joint @ H) / p_joint.sum(axis=1, keepdims=True)
+    assert_allclose(model.hidden_proba(V), p_h, rtol=1e-10)
+    # p(v_i = +1 | h) = sum_{v: v_i = +1} p(v, h) / p(h)
+    p_v = ((V > 0).T @ p_joint).T / p_joint.sum(axis=0)[:, None]
+    assert_allclose(model.visible_proba(H), p_v, rtol=1e-10)
+
+
+def test_gibbs_kernel_equals_reference():
+    # the in-place float32 kernel against a plain numpy transcription, same seed, same draws
+    model = tiny_model(n_v=12, n_h=5, seed=2)
+    W, a, b = model.W_, model.a_, model.b_
+    V0 = np.where(np.random.default_rng(0).random((40, 12)) < 0.5, 1, -1).astype(np.int8)
+    rng = np.random.default_rng(3)
+    v = V0.astype(np.float32)
+    for _ in range(5):
+        ph = expit(v @ W + b)
+        h = (rng.random(ph.shape, dtype=np.float32) < ph).astype(np.float32)
+        pv = expit(2 * (h @ W.T + a))
+        v = np.where(rng.random(pv.shape, dtype=np.float32) < pv, 1, -1).astype(np.float32)
+    assert_array_equal(model.gibbs(V0, 5, np.random.default_rng(3)), v.astype(np.int8))
+
+
+def test_conditional_samplers_are_unbiased():
+    model = tiny_model(n_v=5, n_h=4, seed=4)
+    rng = np.random.default_rng(5)
+    n = 20000
+    V = np.tile(np.array([[1, -1, 1, 1, -1]], dtype=np.int8), (n, 1))
+    H = np.tile(np.array([[1, 0, 1, 1]], dtype=np.int8), (n, 1))
+    for draws, p in [(model.sample_hidden(V, rng), model.hidden_proba(V[:1])[0]),
+                     (model.sample_visible(H, rng) > 0, model.visible_proba(H[:1])[0])]:
+        z = (draws.mean(axis=0) - p) / np.sqrt(p * (1 - p) / n)
+        assert np.all(np.abs(z) < 4), z
+    assert set(np.unique(model.sample_visible(H[:100], rng))) == {-1, 1}
+
+
+def test_sample_follows_exact_marginal():
+    # final states of many independent chains are i.i.d. draws of p(v) = exp(-F) / Z
+    model = tiny_model(n_v=4, n_h=3, seed=6, scale=0.8)
+    V = states(4, True)
+    log_q = -model.free_energy(V)
+    p = np.exp(log_q - logsumexp(log_q))
+    draws = model.sample(n_chains=20000, n_steps=1, rng=np.random.default_rng(7), burn_in=30)
+    assert draws.shape == (20000, 4) and draws.dtype == np.int8
+    counts = np.bincount(((draws > 0) * (1 << np.arange(4))).sum(axis=1), minlength=16)
+    assert chisquare(counts, 20000 * p).pvalue > 1e-3
+
+
+def test_bond_rbm_sampling_reproduces_ising_energy():
+    # L=4, T=3: exact <H>/N by enumeration; error bar from the spread of independent chain
+    # means (each chain 1000 draws, far longer than its autocorrelation time)
+    L, T, n_chains, n_steps = 4, 3.0, 64, 1000
+    _, H, p = ising_exact(L, T)
+    u_exact = p @ H / 16
+    model = RBM.from_params(*bond_rbm(L, T))
+    draws = model.sample(n_chains, n_steps, np.random.default_rng(8), burn_in=200)
+    e = ising_energy(draws, L).reshape(n_steps, n_chains) / 16
+    chain_means = e.mean(axis=0)
+    err = chain_means.std(ddof=1) / np.sqrt(n_chains)
+    assert abs(chain_means.mean() - u_exact) < 4 * err, (chain_means.mean(), err, u_exact)
+    assert err < 0.01
+
+
+def test_sample_layout_and_thinning():
+    model = tiny_model(n_v=6, n_h=2, seed=9)
+    init = np.ones((3, 6), dtype=np.int8)
+    a = model.sample(3, 10, np.random.default_rng(1), init=init, thin=5)
+    b = model.sample(3, 10, np.random.default_rng(1), init=init, thin=1)
+    assert a.shape == (6, 6) and b.shape == (30, 6)
+    # records are every thin-th step, record-major: a's record 1 is b's step 10
+    assert_array_equal(a.reshape(2, 3, 6)[1], b.reshape(10, 3, 6)[9])
+    assert_array_equal(a.reshape(2, 3, 6)[0], b.reshape(10, 3, 6)[4])
+
+
+def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedule, seed):
+    """Plain transcription of the documented CD-k / PCD-k update, float32, same draw order."""
+    f32 = np.float32
+    rng = np.random.default_rng(seed)
+    n, n_v = V.shape
+    W = rng.normal(0.0, 0.01, size=(n_v, n_h)).astype(f32)
+    b = np.zeros(n_h, f32)
+    a = (0.5 * np.log(((V > 0).sum(0) + 1.0) / ((V < 0).sum(0) + 1.0))).astype(f32)
+    m_max = min(batch_size, n)
+    if method == "pcd":  # chains start at random training rows
+        chains = V[rng.choice(n, size=m_max, replace=False)].astype(f32)
+    vel = [np.zeros_like(W), np.zeros_like(a), np.zeros_like(b)]
+    total, t = epochs * -(-n // m_max), 0
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for s in range(0, n, m_max):
+            vp = V[order[s:s + m_max]].astype(f32)
+            m = len(vp)
+            php = expit(vp @ W + b)
+            vn = vp.copy() if method == "cd" else chains[:m]
+            phn = expit(vn @ W + b)
+            for _ in range(k):
+                h = (rng.random(phn.shape, dtype=f32) < phn).astype(f32)
+                pv = expit((h @ W.T + a) * f32(2))
+                vn = np.where(rng.random(pv.shape, dtype=f32) < pv, f32(1), f32(-1))
+                phn = expit(vn @ W + b)
+            if method == "pcd":
+                chains[:m] = vn
+            gW = vp.T @ php
+            gW -= vn.T @ phn
+            gW *= f32(1.0 / m)
+            gW -= f32(l2) * W
+            gW -= f32(l1) * np.sign(W)
+            p = t / total
+            lr = f32({"constant": lr0, "linear": lr0 * (1 - 0.9 * p),
+                      "inverse": lr0 / (1 + 9 * p)}[schedule])
+            grads = [gW, vp.mean(0) - vn.mean(0), php.mean(0) - phn.mean(0)]
+            for theta, v_, g in zip((W, a, b), vel, grads):
+                v_ *= f32(mu)
+                v_ += lr * g
+                theta += v_
+            t += 1
+    return W, a, b
+
+
+@pytest.mark.parametrize("method, k, schedule", [("cd", 1, "constant"), ("cd", 2, "linear"),
+                                                 ("pcd", 1, "inverse"), ("pcd", 3, "linear")])
+def test_fit_equals_reference_implementation(split_data, method, k, schedule):
+    # 70 rows in batches of 25: the last minibatch is partial, PCD reuses the first 20 chains
+    V = split_data[0][:70]
+    kw = dict(k=k, lr0=0.05, mu=0.5, l1=1e-3, l2=1e-2, batch_size=25, epochs=3,
+              schedule=schedule, seed=42)
+    W, a, b = reference_fit(V, 4, method, **kw)
+    model = RBM(4, method=method, k=k, learning_rate=0.05, momentum=0.5, l1=1e-3, l2=1e-2,
+                batch_size=25, epochs=3, lr_schedule=schedule, random_state=42).fit(V)
+    assert_allclose(model.W_, W, rtol=1e-6, atol=1e-7)
+    assert_allclose(model.a_, a, rtol=1e-6, atol=1e-7)
+    assert_allclose(model.b_, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+def test_training_lowers_held_out_nll(split_data, method):
+    train, test, entropy = split_data
+    seen = {}
+
+    def record(epoch, model):
+        ln_z = log_partition_exact(model.W_, model.a_, model.b_)
+        seen[epoch] = (nll_per_spin(model, test, ln_z), model.free_energy(test) + ln_z)
+
+    RBM(8, method=method, learning_rate=0.02, batch_size=50, epochs=10,
+        random_state=1).fit(train, checkpoints=[10], callback=record)
+    (nll0, nlq0), (nll1, nlq1) = seen[0], seen[10]
+    assert_allclose([nll0, nll1], [nlq0.mean() / 16, nlq1.mean() / 16], rtol=1e-12)
+    # paired standard error of the held-out improvement, from the per-sample -log q(v)
+    se = np.std(nlq0 - nlq1, ddof=1) / np.sqrt(len(test)) / 16
+    assert nll0 - nll1 > 4 * se, (nll0, nll1, se)
+    assert nll0 - nll1 > 0.1  # from ~ln 2 (near-independent spins) most of the way down
+    # a cross-entropy cannot beat the entropy of the data distribution
+    se1 = np.std(nlq1, ddof=1) / np.sqrt(len(test)) / 16
+    assert nll1 > entropy - 4 * se1, (nll1, entropy, se1)
+
+
+def test_fit_is_deterministic_given_the_seed(split_data):
+    train = split_data[0][:500]
+    for method in ("cd", "pcd"):
+        kw = dict(method=method, epochs=3, batch_size=64, random_state=123)
+        m1, m2 = RBM(6, **kw).fit(train), RBM(6, **kw).fit(train)
+        assert_array_equal(m1.W_, m2.W_)
+        assert_array_equal(m1.b_, m2.b_)
+        m3 = RBM(6, **{**kw, "random_state": 124}).fit(train)
+        assert not np.array_equal(m1.W_, m3.W_)
+
+
+def test_callback_at_initialisation_and_checkpoints(split_data):
+    train = split_data[0][:300]
+    seen = []
+
+    def record(epoch, model):
+        seen.append((epoch, model.epochs_done_, model.W_.copy(), model.b_.copy()))
+
+    model = RBM(5, epochs=6, batch_size=100, init_std=0.05, random_state=3,
+                visible_bias_init="zero").fit(train, checkpoints=[2, 6, 2], callback=record)
+    assert [s[0] for s in seen] == [0, 2, 6]
+    assert [s[1] for s in seen] == [0, 2, 6]
+    W0, b0 = seen[0][2], seen[0][3]
+    assert W0.shape == (16, 5) and W0.dtype == np.float32
+    assert_array_equal(b0, 0.0)
+    assert 0.03 < W0.std() < 0.07
+    assert not np.array_equal(W0, model.W_)
+    assert_array_equal(seen[-1][2], model.W_)
+    assert model.n_updates_ == 6 * 3
+
+
+def test_visible_bias_initialisation_is_recorded(split_data):
+    train = split_data[0]
+    seen = {}
+    RBM(3, epochs=0, random_state=0).fit(train, callback=lambda e, m: seen.update(a=m.a_.copy()))
+    # p(v_i = +1) = sigmoid(2 a_i) reproduces the data means (pseudo-count 1)
+    p = ((train > 0).sum(axis=0) + 1) / (len(train) + 2)
+    assert_allclose(expit(2 * seen["a"]), p, rtol=1e-5)
+    assert RBM(3, epochs=0, visible_bias_init="zero").fit(train).a_.max() == 0
+
+
+def test_from_params_round_trip(split_data):
+    train = split_data[0][:300]
+    model = RBM(4, epochs=2, random_state=5).fit(train)
+    clone = RBM.from_params(model.W_.ravel().reshape(16, 4).tolist(), list(model.a_),
+                            list(model.b_))
+    assert_array_equal(clone.free_energy(train), model.free_energy(train))
+    assert clone.get_params()["n_hidden"] == 4
+    assert clone.set_params(k=3) is clone and clone.k == 3
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(method="sgd"), "method"), (dict(k=0), "k must"), (dict(momentum=1.0), "momentum"),
+    (dict(lr_schedule="cosine"), "lr_schedule"), (dict(n_hidden="N/4"), "n_hidden"),
+    (dict(learning_rate=0), "learning_rate"), (dict(visible_bias_init="mean"), "visible_bias"),
+])
+def test_invalid_settings_are_rejected(split_data, bad, match):
+    params = dict(n_hidden=4, epochs=1)
+    params.update(bad)
+    with pytest.raises(ValueError, match=match):
+        RBM(**params).fit(split_data[0][:50])
+
+
+def test_invalid_data_and_checkpoints_are_rejected(split_data):
+    with pytest.raises(ValueError, match="-1 and \\+1"):
+        RBM(4).fit(np.zeros((10, 16), dtype=np.int8))
+    with pytest.raises(ValueError, match="checkpoints"):
+        RBM(4, epochs=2).fit(split_data[0][:50], checkpoints=[3])
+    with pytest.raises(RuntimeError, match="fit"):
+        RBM(4).free_energy(split_data[0][:5])

@@ -1,0 +1,90 @@
+"""The training task: every checkpoint measured, the held-out split fixed, results reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from workers.ising import simulate
+from workers.tasks import pack_spins
+from workers.training import chain_major, held_out_split, train_task
+
+SAMPLE_ID = "0123456789abcdef"
+
+
+def config(**overrides) -> dict:
+    cfg = dict(L=4, T=2.5, sample_task=SAMPLE_ID, n_visible=16, n_hidden=6, method="cd", k=1,
+               learning_rate=0.05, momentum=0.5, lr_schedule="constant", epochs=6, batch_size=50,
+               checkpoints=[0, 2, 6], held_out=0.25, rbm_seed=0, l1=0.0, l2=1e-4, init_std=0.01,
+               log_partition="auto", max_exact_units=20, gibbs_chains=20, gibbs_steps=200,
+               block_sizes=[2], seed=11)
+    cfg.update(overrides)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def samples() -> pa.Table:
+    run = simulate(4, 2.5, "metropolis", 200, 400, 2, np.random.SeedSequence(5))
+    return pa.table({"index": np.arange(400, dtype=np.int32), "spins": pack_spins(run["samples"])})
+
+
+@pytest.fixture(scope="module")
+def result(samples):
+    return train_task(config(), (1, 2), {SAMPLE_ID: samples})
+
+
+def test_held_out_split_is_fixed_disjoint_and_shared_by_variants():
+    train, test = held_out_split(400, 0.25, SAMPLE_ID, 11)
+    assert len(train) == 300 and len(test) == 100
+    assert not set(train) & set(test) and set(train) | set(test) == set(range(400))
+    again = held_out_split(400, 0.25, SAMPLE_ID, 11)
+    assert all(np.array_equal(x, y) for x, y in zip((train, test), again))
+    other = held_out_split(400, 0.25, "fedcba9876543210", 11)
+    assert not np.array_equal(test, other[1])
+
+
+def test_every_checkpoint_has_rows_in_every_table(result):
+    epochs = [0, 2, 6]
+    assert list(result["free_energy"]["epoch"]) == epochs
+    assert list(result["rbm_params"]["epoch"]) == epochs
+    assert list(result["transport"]["epoch"]) == epochs
+    assert sorted(set(result["spectra"]["epoch"])) == epochs
+    assert len(result["spectra"]["eigenvalue"]) == 3 * 6  # min(n_v, n_h) eigenvalues each
+    assert len(result["rg_alignment"]["score"]) == 3 * 6  # 6 units x one block size
+    assert all(len(W) == 16 * 6 for W in result["rbm_params"]["W"])
+    assert result["transport"]["w2_to_init"][0] == 0.0
+    assert result["rbm"]["n_train"] == 300 and result["rbm"]["n_test"] == 100
+
+
+def test_theorem_1_holds_and_training_moves_the_model(result):
+    assert all(result["spectra"]["psd_ok"]) and all(result["spectra"]["rank_ok"])
+    fe = result["free_energy"]
+    assert fe["lnZ_method"] == ["exact"] * 3 and fe["lnZ_rbm_err"] == [0.0] * 3
+    assert fe["nll_test"][-1] < fe["nll_test"][0]  # learning lowers the held-out NLL
+    assert fe["kl_per_spin"][-1] < fe["kl_per_spin"][0]
+    # An untrained RBM (W ~ 0, a from data) is close to independent spins: NLL ~ ln 2 per spin.
+    assert abs(fe["nll_test"][0] - np.log(2)) < 0.05
+    assert result["transport"]["path_length"][-1] >= result["transport"]["w2_to_init"][-1]
+
+
+def test_ais_is_used_above_the_exact_limit_with_an_error_bar(samples):
+    out = train_task(config(max_exact_units=4, epochs=2, checkpoints=[0, 2]), (1, 2), {SAMPLE_ID: samples})
+    assert out["free_energy"]["lnZ_method"] == ["ais", "ais"]
+    assert all(err > 0 for err in out["free_energy"]["lnZ_rbm_err"])
+
+
+def test_training_task_is_reproducible(samples, result):
+    again = train_task(config(), (1, 2), {SAMPLE_ID: samples})
+    assert again["free_energy"] == result["free_energy"]
+    assert again["transport"] == result["transport"]
+    timing = {"wall_s", "train_samples_per_s"}
+    assert {k: v for k, v in again["rbm"].items() if k not in timing} == \
+        {k: v for k, v in result["rbm"].items() if k not in timing}
+    assert all(np.array_equal(x, y) for x, y in zip(again["rbm_params"]["W"], result["rbm_params"]["W"]))
+
+
+def test_chain_major_orders_each_chain_contiguously():
+    draws = np.arange(3 * 2 * 4).reshape(3 * 2, 4)  # records r, chains c: row r*2 + c
+    out = chain_major(draws, 2)
+    assert np.array_equal(out[:3], draws[0::2]) and np.array_equal(out[3:], draws[1::2])

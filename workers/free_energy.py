@@ -1,0 +1,173 @@
+"""Free-energy measures of an RBM trained on Ising samples (DESIGN.md, "Free energies").
+
+Conventions: Ising H(s) = -sum_<ij> s_i s_j on the L x L torus, J = 1, beta = 1/T, N = L^2,
+site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm`: F(v) = -a.v
+- sum_j log(1 + exp(b_j + (v^T W)_j)) (paper eq. 17), p_RBM(v) = exp(-F(v)) / Z_RBM.
+"""
+
+import numpy as np
+
+__all__ = ["rbm_free_energy", "nll_per_spin", "kl_per_spin", "heff_fit", "ising_energy",
+           "bond_rbm"]
+
+
+def rbm_free_energy(V, W, a, b):
+    """Free energy F(v) of each row of V, in float64 (paper eq. 17).
+
+    F(v) = -a.v - sum_j log(1 + exp(b_j + sum_i W_ij v_i)), with log(1 + e^x) evaluated as
+    logaddexp(0, x) so that large |x| neither overflows nor loses the linear tail.
+
+    Parameters
+    ----------
+    V : array (n, n_visible) of +-1.
+    W : array (n_visible, n_hidden).
+    a : array (n_visible,).
+    b : array (n_hidden,).
+
+    Returns
+    -------
+    F : ndarray (n,) float64, so that p(v) = exp(-F(v)) / Z.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    x = V @ np.asarray(W, dtype=np.float64)
+    x += np.asarray(b, dtype=np.float64)
+    return -(V @ np.asarray(a, dtype=np.float64)) - np.logaddexp(0.0, x).sum(axis=1)
+
+
+def _free_energies(rbm_or_params, V):
+    if hasattr(rbm_or_params, "free_energy"):
+        return rbm_or_params.free_energy(V)
+    W, a, b = rbm_or_params
+    return rbm_free_energy(V, W, a, b)
+
+
+def nll_per_spin(rbm_or_params, V, lnZ):
+    """Mean negative log-likelihood per spin, (mean_v F(v) + ln Z_RBM) / N.
+
+    Parameters
+    ----------
+    rbm_or_params : RBM or tuple (W, a, b)
+    V : array (n, N) of +-1, the configurations scored (e.g. held-out samples).
+    lnZ : float, ln Z_RBM of the same model.
+
+    Returns
+    -------
+    float, -(1/(n N)) sum_v log p_RBM(v).
+    """
+    V = np.asarray(V)
+    return float((_free_energies(rbm_or_params, V).mean() + lnZ) / V.shape[1])
+
+
+def kl_per_spin(F_data_mean, beta, N, u_exact, lnZ_rbm, lnZ_ising):
+    """KL(p_Ising || p_RBM) / N from the data mean of F and exact Ising quantities.
+
+    With log p(v) = -beta H(v) - ln Z_I and log q(v) = -F(v) - ln Z_R,
+    KL = E_p[log p - log q] = <F>_p - beta <H>_p + ln Z_R - ln Z_I, and <H>_p = N u_exact:
+
+        KL / N = (<F>_data - beta N u_exact + ln Z_RBM - ln Z_Ising) / N.
+
+    <F>_data is a sample mean over Ising configurations, so the result carries its
+    statistical error std(F) / sqrt(n_eff) / N.
+
+    Parameters
+    ----------
+    F_data_mean : float, mean of F(v) over Ising samples at beta.
+    beta : float, 1/T.
+    N : int, number of spins L^2.
+    u_exact : float, exact energy per spin <H>/N at beta on the same lattice.
+    lnZ_rbm, lnZ_ising : float
+
+    Returns
+    -------
+    float
+    """
+    return float((F_data_mean - beta * N * u_exact + lnZ_rbm - lnZ_ising) / N)
+
+
+def heff_fit(F, beta_H):
+    """Least-squares line F(v) = slope * beta H(v) + c: is F an effective Hamiltonian?
+
+    Parameters
+    ----------
+    F : array (n,), RBM free energies of configurations.
+    beta_H : array (n,), beta H(v) of the same configurations.
+
+    Returns
+    -------
+    slope : float, cov(F, beta H) / var(beta H) (1 when F = beta H + const).
+    r2 : float, 1 - SS_res / SS_tot of the fit (nan if F is constant).
+    """
+    F = np.asarray(F, dtype=np.float64)
+    x = np.asarray(beta_H, dtype=np.float64)
+    if F.shape != x.shape or F.ndim != 1 or F.size < 2:
+        raise ValueError(f"F and beta_H must be 1-D of equal length >= 2, got {F.shape}, {x.shape}")
+    dx, dF = x - x.mean(), F - F.mean()
+    sxx = dx @ dx
+    if sxx == 0.0:
+        raise ValueError("beta_H is constant: the slope is undefined")
+    slope = (dx @ dF) / sxx
+    ss_tot = dF @ dF
+    resid = dF - slope * dx
+    r2 = 1.0 - (resid @ resid) / ss_tot if ss_tot > 0 else np.nan
+    return float(slope), float(r2)
+
+
+def ising_energy(V, L):
+    """Total Ising energy H(s) = -sum_<ij> s_i s_j of flattened L x L periodic configurations.
+
+    Parameters
+    ----------
+    V : array (n, L*L) of +-1, site i = row * L + col.
+    L : int >= 2
+
+    Returns
+    -------
+    H : ndarray (n,) int64. Each site counts its right and down neighbour, so every bond of
+        the torus is counted once (for L = 2 each pair of neighbours is joined by two bonds).
+    """
+    V = np.asarray(V)
+    if V.ndim != 2 or V.shape[1] != L * L:
+        raise ValueError(f"V must have shape (n, {L * L}) for L={L}, got {V.shape}")
+    S = V.reshape(-1, L, L).astype(np.int64)
+    bonds = S * np.roll(S, -1, axis=2) + S * np.roll(S, -1, axis=1)
+    return -bonds.sum(axis=(1, 2))
+
+
+def bond_rbm(L, T):
+    """An RBM whose marginal is exactly the L x L Ising Boltzmann distribution at T.
+
+    One hidden unit per bond of the torus: unit 2 i + 0 joins site i to its right neighbour,
+    unit 2 i + 1 to its down neighbour (2N units), each with weight w on both sites, hidden
+    bias 0, and visible bias a_i = -w/2 per bond at i (a_i = -2w). Summing out the hidden unit
+    of bond (i, j) gives exp(-w (v_i + v_j)/2) (1 + exp(w (v_i + v_j))) = 2 cosh w if
+    v_i = v_j and 2 otherwise, i.e. 2 exp(beta (1 + v_i v_j)) when cosh w = exp(2 beta). So
+
+        w = arccosh(exp(2 beta)),   F(v) = beta H(v) - 2 N (beta + ln 2),
+        ln Z_RBM = ln Z_Ising + 2 N (beta + ln 2).
+
+    Parameters
+    ----------
+    L : int >= 2
+    T : float > 0
+
+    Returns
+    -------
+    W : ndarray (L*L, 2 L*L) float64; a : ndarray (L*L,); b : ndarray (2 L*L,) of zeros.
+    """
+    if not (isinstance(L, (int, np.integer)) and L >= 2):
+        raise ValueError(f"L must be an int >= 2, got {L!r}")
+    if not T > 0:
+        raise ValueError(f"T must be > 0, got {T!r}")
+    beta, N = 1.0 / T, L * L
+    w = np.arccosh(np.exp(2.0 * beta))
+    site = np.arange(N)
+    row, col = divmod(site, L)
+    right = row * L + (col + 1) % L
+    down = ((row + 1) % L) * L + col
+    W = np.zeros((N, 2 * N))
+    # the two ends of a bond are distinct sites when L >= 2, so no entry is written twice
+    W[site, 2 * site] = w
+    W[right, 2 * site] = w
+    W[site, 2 * site + 1] = w
+    W[down, 2 * site + 1] = w
+    return W, np.full(N, -2.0 * w), np.zeros(2 * N)

@@ -1,0 +1,236 @@
+"""The RBM partition function Z = sum_{v,h} exp(-E(v,h)): exact enumeration and AIS.
+
+Conventions as in :mod:`workers.rbm` (DESIGN.md, RBM): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
+E(v,h) = -a.v - b.h - v^T W h. Summing either layer out analytically,
+
+    ln Z = logsumexp_h [ b.h + sum_i log(2 cosh(a_i + (W h)_i)) ]          (enumerate h)
+         = logsumexp_v [ a.v + sum_j log(1 + exp(b_j + (v^T W)_j)) ]       (enumerate v, = -F(v))
+
+so exact evaluation costs 2^min(n_v, n_h) terms. Larger models use annealed importance
+sampling (Neal 2001; Salakhutdinov & Murray 2008). Everything is float64.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .free_energy import rbm_free_energy
+
+__all__ = ["log_partition", "log_partition_exact", "log_partition_bruteforce",
+           "log_partition_ais", "visible_bias_from_data"]
+
+_LN2 = np.log(2.0)
+
+
+def _params64(W, a, b):
+    W = np.array(W, dtype=np.float64, ndmin=2)
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != (W.shape[0],) or b.shape != (W.shape[1],):
+        raise ValueError(f"shapes do not match: W {W.shape}, a {a.shape}, b {b.shape}")
+    return W, a, b
+
+
+def _states(start, stop, n, spins):
+    """Rows start..stop-1 of the 2^n enumeration: bit i of the row index is unit i."""
+    bits = (np.arange(start, stop, dtype=np.int64)[:, None] >> np.arange(n)) & 1
+    return 2.0 * bits - 1.0 if spins else bits.astype(np.float64)
+
+
+def log_partition_exact(W, a, b, max_units=20, chunk=None, layer="auto"):
+    """ln Z of an RBM by enumerating its smaller layer with a streaming log-sum-exp.
+
+    Parameters
+    ----------
+    W : array (n_visible, n_hidden); a : array (n_visible,); b : array (n_hidden,).
+    max_units : int
+        Refuse to enumerate more than 2^max_units states.
+    chunk : int or None
+        States per block; None keeps a block at about 2^20 float64 numbers (8 MB).
+    layer : {"auto", "hidden", "visible"}
+        Which layer to enumerate; "auto" takes the smaller (hidden on a tie).
+
+    Returns
+    -------
+    lnZ : float
+        ln Z = logsumexp_h [b.h + sum_i log 2cosh(a_i + (W h)_i)] when enumerating h, or
+        logsumexp_v [-F(v)] when enumerating v (module docstring).
+
+    Raises
+    ------
+    ValueError
+        If the enumerated layer has more than ``max_units`` units.
+    """
+    W, a, b = _params64(W, a, b)
+    n_v, n_h = W.shape
+    if layer == "auto":
+        layer = "hidden" if n_h <= n_v else "visible"
+    if layer not in ("hidden", "visible"):
+        raise ValueError(f"layer must be 'auto', 'hidden' or 'visible', got {layer!r}")
+    n_enum, n_other = (n_h, n_v) if layer == "hidden" else (n_v, n_h)
+    if n_enum > max_units:
+        raise ValueError(f"exact lnZ would enumerate 2^{n_enum} states of the {layer} layer; "
+                         f"max_units={max_units} (use AIS)")
+    total = 1 << n_enum
+    chunk = int(chunk) if chunk else max(1, (1 << 20) // max(n_other, 1))
+    pieces = []
+    for start in range(0, total, chunk):
+        stop = min(start + chunk, total)
+        if layer == "hidden":
+            H = _states(start, stop, n_h, spins=False)
+            x = H @ W.T
+            x += a
+            # log(2 cosh x) = logaddexp(x, -x): no overflow for large |x|
+            terms = H @ b + np.logaddexp(x, -x).sum(axis=1)
+        else:
+            terms = -rbm_free_energy(_states(start, stop, n_v, spins=True), W, a, b)
+        pieces.append(logsumexp(terms))
+    return float(logsumexp(pieces))
+
+
+def log_partition_bruteforce(W, a, b):
+    """ln Z = logsumexp over every (v, h) of -E(v, h); a reference for tiny models.
+
+    Parameters
+    ----------
+    W : array (n_visible, n_hidden); a : array (n_visible,); b : array (n_hidden,).
+        n_visible + n_hidden <= 22.
+
+    Returns
+    -------
+    lnZ : float
+    """
+    W, a, b = _params64(W, a, b)
+    n_v, n_h = W.shape
+    if n_v + n_h > 22:
+        raise ValueError(f"brute force over 2^{n_v + n_h} states is too large (limit 2^22)")
+    V = _states(0, 1 << n_v, n_v, spins=True)
+    H = _states(0, 1 << n_h, n_h, spins=False)
+    minus_E = (V @ a)[:, None] + (H @ b)[None, :] + V @ W @ H.T
+    return float(logsumexp(minus_E))
+
+
+def visible_bias_from_data(V, pseudo_count=1.0):
+    """Visible biases of independent +-1 units matching the data means.
+
+    With p_i = (n_i(+1) + c) / (n + 2c) (pseudo-count c keeps the bias finite for a unit that is
+    constant in the data), a_i = logit(p_i) / 2 = arctanh(2 p_i - 1), because
+    p(v_i = +1) = sigmoid(2 a_i) for a +-1 unit (Hinton 2012, sec. 8; Salakhutdinov & Murray
+    2008, base-rate model).
+
+    Parameters
+    ----------
+    V : array (n, n_visible) of +-1.
+    pseudo_count : float >= 0.
+
+    Returns
+    -------
+    a : ndarray (n_visible,) float64.
+    """
+    V = np.asarray(V)
+    if V.ndim != 2 or not np.all(np.abs(V) == 1):
+        raise ValueError(f"V must be a 2-D array of +-1, got shape {V.shape}")
+    if pseudo_count < 0:
+        raise ValueError(f"pseudo_count must be >= 0, got {pseudo_count}")
+    n_plus = (V > 0).sum(axis=0, dtype=np.float64)
+    p = (n_plus + pseudo_count) / (V.shape[0] + 2.0 * pseudo_count)
+    return 0.5 * (np.log(p) - np.log1p(-p))
+
+
+def _ais_log_weights(W, a, b, a0, betas, n, rng):
+    """Log importance weights of n independent AIS chains (Neal 2001).
+
+    Intermediate k is the RBM (beta_k W, (1 - beta_k) a0 + beta_k a, beta_k b), whose
+    unnormalised marginal is log p_k*(v) = ((1-beta_k) a0 + beta_k a).v
+    + sum_j log(1 + exp(beta_k x_j)), x = b + v^T W. At beta = 0 this is the base-rate model
+    a0 (hidden units free: Z_0 = 2^n_h prod_i 2 cosh a0_i), at beta = 1 the target.
+    """
+    n_v, n_h = W.shape
+    v = np.where(rng.random((n, n_v)) < 0.5 * (1.0 + np.tanh(a0)), 1.0, -1.0)
+    log_w = np.zeros(n)
+    da = a - a0
+    x = v @ W + b
+    for k in range(1, len(betas)):
+        beta, beta_prev = betas[k], betas[k - 1]
+        log_w += (beta - beta_prev) * (v @ da)
+        log_w += (np.logaddexp(0.0, beta * x) - np.logaddexp(0.0, beta_prev * x)).sum(axis=1)
+        if k == len(betas) - 1:
+            break
+        # one block-Gibbs step that leaves p_k invariant
+        h = (rng.random((n, n_h)) < 0.5 * (1.0 + np.tanh(0.5 * beta * x))).astype(np.float64)
+        field = beta * (h @ W.T) + (1.0 - beta) * a0 + beta * a
+        v = np.where(rng.random((n, n_v)) < 0.5 * (1.0 + np.tanh(field)), 1.0, -1.0)
+        x = v @ W + b
+    return log_w
+
+
+def log_partition_ais(W, a, b, rng, data=None, n_runs=40, n_chains=4, n_betas=1000):
+    """ln Z of an RBM by annealed importance sampling (Salakhutdinov & Murray 2008).
+
+    The base model has W = 0, b = 0 and visible biases a0 fitted to ``data``
+    (:func:`visible_bias_from_data`, pseudo-count 1), or a0 = 0 if data is None.
+    n_betas inverse temperatures 0 = beta_0 < ... < beta_K = 1 (linear) interpolate the
+    energy; each intermediate RBM (beta W, (1 - beta) a0 + beta a, beta b) is sampled by one
+    block-Gibbs step.
+
+    Parameters
+    ----------
+    W : array (n_visible, n_hidden); a : array (n_visible,); b : array (n_hidden,).
+    rng : numpy.random.Generator
+    data : array (n, n_visible) of +-1 or None
+    n_runs, n_chains, n_betas : int
+        n_runs independent estimates, each from n_chains chains; n_betas >= 2.
+
+    Returns
+    -------
+    lnZ : float
+        ln Z_0 + log mean of all n_runs * n_chains importance weights (the pooled estimate,
+        which has the smallest bias of the log of a mean).
+    err : float
+        Standard error std(r_1, ..., r_R, ddof=1) / sqrt(R), where r_i = ln Z_0 + log mean of
+        the weights of run i. To first order in the weights' relative spread this is the
+        standard deviation of the pooled lnZ. (lnZ - true) / err is roughly Student-t with
+        n_runs - 1 degrees of freedom, hence many small runs rather than a few large ones.
+        Like every AIS error bar it cannot see modes no chain reached, so it is a lower
+        bound when the annealing is too short.
+    """
+    W, a, b = _params64(W, a, b)
+    n_v, n_h = W.shape
+    if n_runs < 2 or n_chains < 1 or n_betas < 2:
+        raise ValueError(f"need n_runs >= 2, n_chains >= 1, n_betas >= 2; got "
+                         f"{n_runs}, {n_chains}, {n_betas}")
+    a0 = np.zeros(n_v) if data is None else visible_bias_from_data(data)
+    if a0.shape != (n_v,):
+        raise ValueError(f"data must have {n_v} columns, got {a0.shape[0]}")
+    log_z0 = n_h * _LN2 + np.logaddexp(a0, -a0).sum()
+    betas = np.linspace(0.0, 1.0, int(n_betas))
+    log_w = _ais_log_weights(W, a, b, a0, betas, n_runs * n_chains, rng).reshape(n_runs, n_chains)
+    runs = log_z0 + logsumexp(log_w, axis=1) - np.log(n_chains)
+    ln_z = log_z0 + logsumexp(log_w) - np.log(log_w.size)
+    return float(ln_z), float(np.std(runs, ddof=1) / np.sqrt(n_runs))
+
+
+def log_partition(W, a, b, method="auto", rng=None, data=None, max_units=20):
+    """ln Z of an RBM with an error bar and the method used.
+
+    Parameters
+    ----------
+    W : array (n_visible, n_hidden); a : array (n_visible,); b : array (n_hidden,).
+    method : {"auto", "exact", "ais"}
+        "auto" is exact when min(n_visible, n_hidden) <= max_units, else AIS.
+    rng : numpy.random.Generator, required for AIS.
+    data : array (n, n_visible) of +-1 or None, the AIS base-rate data.
+    max_units : int
+
+    Returns
+    -------
+    (lnZ, err, method_used) : (float, float, str); err = 0.0 for "exact".
+    """
+    if method not in ("auto", "exact", "ais"):
+        raise ValueError(f"log_partition method must be 'auto', 'exact' or 'ais', got {method!r}")
+    W = np.array(W, ndmin=2)
+    if method == "exact" or (method == "auto" and min(W.shape) <= max_units):
+        return log_partition_exact(W, a, b, max_units=max_units), 0.0, "exact"
+    if rng is None:
+        raise ValueError("log_partition with AIS needs rng (a numpy.random.Generator)")
+    ln_z, err = log_partition_ais(W, a, b, rng, data=data)
+    return ln_z, err, "ais"

@@ -1,0 +1,402 @@
+"""Restricted Boltzmann machine with +-1 visible and 0/1 hidden units, trained by CD-k or PCD-k.
+
+Conventions (DESIGN.md, RBM; paper eqs. 15-17): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
+
+    E(v, h) = -a.v - b.h - v^T W h,        W of shape (n_visible, n_hidden),
+    F(v)    = -log sum_h exp(-E(v, h)) = -a.v - sum_j log(1 + exp(b_j + (v^T W)_j)),
+    p(h_j = 1 | v)  = sigmoid(b_j + (v^T W)_j),
+    p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i)).
+
+Training runs in float32 with BLAS matmuls into preallocated buffers; measurements
+(free energies, conditional probabilities) run in float64.
+
+References
+----------
+Hinton, G. E. (2002). Training products of experts by minimizing contrastive divergence.
+Tieleman, T. (2008). Training RBMs using approximations to the likelihood gradient. ICML.
+Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from .free_energy import rbm_free_energy
+from .partition import visible_bias_from_data
+
+__all__ = ["RBM"]
+
+_METHODS = ("cd", "pcd")
+_SCHEDULES = ("constant", "linear", "inverse")
+_BIAS_INITS = ("zero", "data")
+_PARAM_NAMES = ("n_hidden", "method", "k", "learning_rate", "momentum", "l1", "l2",
+                "batch_size", "epochs", "lr_schedule", "init_std", "visible_bias_init",
+                "random_state")
+
+
+def _as_spins(V, n_visible=None, name="V"):
+    """Validate a (n, n_visible) array of +-1 values and return it as int8."""
+    V = np.asarray(V)
+    if V.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {V.shape}")
+    if n_visible is not None and V.shape[1] != n_visible:
+        raise ValueError(f"{name} must have {n_visible} columns, got {V.shape[1]}")
+    if not np.all(np.abs(V) == 1):
+        raise ValueError(f"{name} must contain only -1 and +1")
+    return V.astype(np.int8, copy=False)
+
+
+def _hidden_proba32(V, W, b, out):
+    """out <- sigmoid(V W + b); float32 buffers, rows of V and out aligned."""
+    np.matmul(V, W, out=out)
+    out += b
+    return expit(out, out=out)
+
+
+def _visible_proba32(H, W, a, out):
+    """out <- p(v = +1 | H) = sigmoid(2 (H W^T + a))."""
+    np.matmul(H, W.T, out=out)
+    out += a
+    out *= 2.0
+    return expit(out, out=out)
+
+
+def _bernoulli32(P, rng, rbuf, out, spins=False):
+    """out <- (uniform < P), as 1/0 or, with spins, as +1/-1 (float32, in place)."""
+    rng.random(out=rbuf, dtype=np.float32)
+    np.less(rbuf, P, out=out)
+    if spins:
+        out *= 2.0
+        out -= 1.0
+    return out
+
+
+class _Buffers:
+    """float32 work arrays for up to m chains (rows) of an (n_visible, n_hidden) RBM."""
+
+    def __init__(self, m, n_visible, n_hidden):
+        self.v, self.pv, self.rv = np.empty((3, m, n_visible), np.float32)
+        self.ph, self.h, self.rh = np.empty((3, m, n_hidden), np.float32)
+
+
+def _gibbs32(buf, m, k, W, a, b, rng):
+    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place.
+
+    On entry and exit buf.ph[:m] = p(h = 1 | buf.v[:m]). Row slices of C-contiguous buffers
+    are contiguous, so BLAS writes straight into them.
+    """
+    v, ph, h, pv, rh, rv = (x[:m] for x in (buf.v, buf.ph, buf.h, buf.pv, buf.rh, buf.rv))
+    for _ in range(k):
+        _bernoulli32(ph, rng, rh, h)
+        _visible_proba32(h, W, a, pv)
+        _bernoulli32(pv, rng, rv, v, spins=True)
+        _hidden_proba32(v, W, b, ph)
+
+
+class RBM:
+    """Bernoulli-spin RBM (v in {-1,+1}, h in {0,1}) fitted by CD-k or PCD-k.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden units n_h.
+    method : {"cd", "pcd"}
+        Negative phase: "cd" runs k Gibbs steps from the minibatch (Hinton 2002); "pcd" runs
+        k steps from persistent chains, one per minibatch row, started at random training rows
+        so that they begin near the data (Tieleman 2008).
+    k : int
+        Gibbs steps per update.
+    learning_rate : float
+        Base step size lr0.
+    momentum : float in [0, 1)
+        Classical (heavy-ball) momentum mu: velocity <- mu * velocity + lr_t * gradient,
+        theta <- theta + velocity, for W, a and b alike. lr_t is not rescaled by (1 - mu), so
+        the effective step in a steady direction is lr_t / (1 - mu) (Hinton 2012, sec. 9).
+    l1, l2 : float
+        Weight decay on W only: the gradient of W gets -l2 * W - l1 * sign(W).
+    batch_size : int
+        Minibatch size; the last minibatch of an epoch holds the remainder.
+    epochs : int
+        Full passes over the training data, each in a fresh random order.
+    lr_schedule : {"constant", "linear", "inverse"}
+        With p = t / T the fraction of the T = epochs * batches_per_epoch updates done:
+        constant lr_t = lr0; linear lr_t = lr0 (1 - 0.9 p); inverse lr_t = lr0 / (1 + 9 p).
+        Both decays end at 0.1 lr0.
+    init_std : float
+        W starts i.i.d. N(0, init_std^2) (the Gaussian start of the Wishart analysis); b = 0.
+    visible_bias_init : {"zero", "data"}
+        a starts at 0, or at the base-rate biases of the training data
+        (:func:`workers.partition.visible_bias_from_data`, pseudo-count 1).
+    random_state : int, numpy.random.SeedSequence, numpy.random.Generator or None
+        Turned into one Generator at the start of :meth:`fit`, which draws the initial weights,
+        the minibatch orders and every Gibbs sample. An int or SeedSequence makes fit
+        deterministic; a Generator is consumed, so two fits with it differ.
+
+    Attributes
+    ----------
+    W_ : ndarray (n_visible, n_hidden) float32
+    a_ : ndarray (n_visible,) float32
+    b_ : ndarray (n_hidden,) float32
+    init_std_ : float or None
+        Standard deviation W was drawn with; None after :meth:`from_params`.
+    visible_bias_init_ : {"zero", "data", "given"}
+        How a_ was initialised ("given": :meth:`from_params`).
+    epochs_done_, n_updates_ : int
+        Progress of the last fit.
+    persistent_chains_ : ndarray (batch_size, n_visible) int8 or None
+        Final PCD chains (None for CD): samples of the model at the end of training.
+
+    Notes
+    -----
+    Minibatch gradient of the mean log-likelihood, the model average replaced by the CD-k /
+    PCD-k negative samples, positive phase with p(h|v_data) rather than sampled h::
+
+        dW = <v p(h|v)^T>_data - <v p(h|v)^T>_neg,  da = <v>_data - <v>_neg,
+        db = <p(h|v)>_data - <p(h|v)>_neg.
+
+    :meth:`fit` updates W_, a_, b_ in place: a callback that keeps them must copy them.
+    """
+
+    def __init__(self, n_hidden, method="cd", k=1, learning_rate=0.01, momentum=0.5, l1=0.0,
+                 l2=1e-4, batch_size=100, epochs=10, lr_schedule="constant", init_std=0.01,
+                 visible_bias_init="data", random_state=None):
+        self.n_hidden = n_hidden
+        self.method = method
+        self.k = k
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.l1 = l1
+        self.l2 = l2
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.lr_schedule = lr_schedule
+        self.init_std = init_std
+        self.visible_bias_init = visible_bias_init
+        self.random_state = random_state
+
+    def get_params(self, deep=True):
+        """Constructor arguments as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in _PARAM_NAMES}
+
+    def set_params(self, **params):
+        """Set constructor arguments; returns self."""
+        for name, value in params.items():
+            if name not in _PARAM_NAMES:
+                raise ValueError(f"unknown RBM parameter {name!r}; valid: {_PARAM_NAMES}")
+            setattr(self, name, value)
+        return self
+
+    @classmethod
+    def from_params(cls, W, a, b, **params):
+        """An RBM with given W (n_visible, n_hidden), a (n_visible,), b (n_hidden,).
+
+        Used to reload a stored checkpoint (table ``rbm_params``) or an analytic model.
+        Extra keyword arguments are constructor arguments.
+        """
+        W, a, b = (np.array(x, dtype=np.float32, ndmin=n) for x, n in ((W, 2), (a, 1), (b, 1)))
+        if a.shape != (W.shape[0],) or b.shape != (W.shape[1],):
+            raise ValueError(f"shapes do not match: W {W.shape}, a {a.shape}, b {b.shape}")
+        model = cls(n_hidden=W.shape[1], **params)
+        model.W_, model.a_, model.b_ = W, a, b
+        model.init_std_, model.visible_bias_init_ = None, "given"
+        model.epochs_done_, model.n_updates_, model.persistent_chains_ = 0, 0, None
+        return model
+
+    def _check_fitted(self):
+        if not hasattr(self, "W_"):
+            raise RuntimeError("this RBM has no parameters yet: call fit or from_params first")
+
+    def _validate(self, checkpoints):
+        def num(x, lo, hi=np.inf, integer=False):
+            types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+            return isinstance(x, types) and not isinstance(x, bool) and lo <= x < hi
+
+        p = self
+        rules = [("n_hidden", num(p.n_hidden, 1, integer=True), "an int >= 1"),
+                 ("method", p.method in _METHODS, f"one of {_METHODS}"),
+                 ("k", num(p.k, 1, integer=True), "an int >= 1"),
+                 ("learning_rate", num(p.learning_rate, 0) and p.learning_rate > 0, "> 0"),
+                 ("momentum", num(p.momentum, 0, 1), "in [0, 1)"),
+                 ("l1", num(p.l1, 0), ">= 0"), ("l2", num(p.l2, 0), ">= 0"),
+                 ("batch_size", num(p.batch_size, 1, integer=True), "an int >= 1"),
+                 ("epochs", num(p.epochs, 0, integer=True), "an int >= 0"),
+                 ("lr_schedule", p.lr_schedule in _SCHEDULES, f"one of {_SCHEDULES}"),
+                 ("init_std", num(p.init_std, 0), ">= 0"),
+                 ("visible_bias_init", p.visible_bias_init in _BIAS_INITS,
+                  f"one of {_BIAS_INITS}")]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        checkpoints = sorted({int(c) for c in checkpoints})
+        if checkpoints and not 0 <= checkpoints[0] <= checkpoints[-1] <= self.epochs:
+            raise ValueError(f"checkpoints must lie in [0, epochs={self.epochs}], "
+                             f"got {checkpoints}")
+        return set(checkpoints)
+
+    def _lr(self, t, total):
+        p = t / max(total, 1)
+        if self.lr_schedule == "linear":
+            return self.learning_rate * (1.0 - 0.9 * p)
+        if self.lr_schedule == "inverse":
+            return self.learning_rate / (1.0 + 9.0 * p)
+        return self.learning_rate
+
+    def fit(self, V, checkpoints=(), callback=None):
+        """Fit to +-1 data.
+
+        Parameters
+        ----------
+        V : array (n_samples, n_visible) of +-1 (int8 preferred).
+        checkpoints : iterable of int in [0, epochs]
+            Epochs after which ``callback`` is called.
+        callback : callable(epoch, rbm) or None
+            Called with epoch 0 after initialisation, before any update, and after every
+            epoch listed in ``checkpoints``. W_, a_, b_ are live arrays: copy what you keep.
+
+        Returns
+        -------
+        self
+        """
+        checkpoints = self._validate(checkpoints)
+        V = _as_spins(V)
+        n, n_v = V.shape
+        n_h, m_max, k = int(self.n_hidden), min(int(self.batch_size), n), int(self.k)
+        rng = np.random.default_rng(self.random_state)
+
+        self.init_std_ = float(self.init_std)
+        self.visible_bias_init_ = self.visible_bias_init
+        self.W_ = rng.normal(0.0, self.init_std_, size=(n_v, n_h)).astype(np.float32)
+        self.b_ = np.zeros(n_h, np.float32)
+        self.a_ = (visible_bias_from_data(V).astype(np.float32) if self.visible_bias_init == "data"
+                   else np.zeros(n_v, np.float32))
+        self.epochs_done_, self.n_updates_, self.persistent_chains_ = 0, 0, None
+        if callback is not None:
+            callback(0, self)
+
+        W, a, b = self.W_, self.a_, self.b_
+        velocity = (np.zeros_like(W), np.zeros_like(a), np.zeros_like(b))
+        grad_W, tmp_W = np.empty_like(W), np.empty_like(W)
+        vpos, phpos = np.empty((m_max, n_v), np.float32), np.empty((m_max, n_h), np.float32)
+        neg = _Buffers(m_max, n_v, n_h)
+        if self.method == "pcd":
+            neg.v[:] = V[rng.choice(n, size=m_max, replace=False)]
+        starts = range(0, n, m_max)
+        total = int(self.epochs) * len(starts)
+
+        for epoch in range(1, int(self.epochs) + 1):
+            order = rng.permutation(n)
+            for s in starts:
+                idx = order[s:s + m_max]
+                m = idx.size
+                vp, php, vn, phn = vpos[:m], phpos[:m], neg.v[:m], neg.ph[:m]
+                np.copyto(vp, V[idx])
+                _hidden_proba32(vp, W, b, php)
+                if self.method == "cd":
+                    np.copyto(vn, vp)
+                    np.copyto(phn, php)
+                else:
+                    _hidden_proba32(vn, W, b, phn)
+                _gibbs32(neg, m, k, W, a, b, rng)
+
+                np.matmul(vp.T, php, out=grad_W)
+                grad_W -= np.matmul(vn.T, phn, out=tmp_W)
+                grad_W *= 1.0 / m
+                if self.l2:
+                    grad_W -= np.float32(self.l2) * W
+                if self.l1:
+                    grad_W -= np.float32(self.l1) * np.sign(W)
+                lr, mu = np.float32(self._lr(self.n_updates_, total)), np.float32(self.momentum)
+                grads = (grad_W, vp.mean(axis=0) - vn.mean(axis=0),
+                         php.mean(axis=0) - phn.mean(axis=0))
+                for theta, vel, grad in zip((W, a, b), velocity, grads):
+                    vel *= mu
+                    vel += lr * grad
+                    theta += vel
+                self.n_updates_ += 1
+            self.epochs_done_ = epoch
+            if self.method == "pcd":
+                self.persistent_chains_ = neg.v.astype(np.int8)
+            if callback is not None and epoch in checkpoints:
+                callback(epoch, self)
+        return self
+
+    def free_energy(self, V):
+        """F(v) of each row of V (n, n_visible), float64 (n,); see free_energy.rbm_free_energy."""
+        self._check_fitted()
+        return rbm_free_energy(_as_spins(V, self.W_.shape[0]), self.W_, self.a_, self.b_)
+
+    def hidden_proba(self, V):
+        """p(h_j = 1 | v) = sigmoid(b_j + (v^T W)_j) for V (n, n_visible); float64 (n, n_h)."""
+        self._check_fitted()
+        V = _as_spins(V, self.W_.shape[0]).astype(np.float64)
+        return expit(V @ self.W_.astype(np.float64) + self.b_)
+
+    def visible_proba(self, H):
+        """p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i)) for H (n, n_hidden) of 0/1; float64."""
+        self._check_fitted()
+        H = np.asarray(H, dtype=np.float64)
+        if H.ndim != 2 or H.shape[1] != self.W_.shape[1]:
+            raise ValueError(f"H must have shape (n, {self.W_.shape[1]}), got {H.shape}")
+        return expit(2.0 * (H @ self.W_.T.astype(np.float64) + self.a_))
+
+    def sample_hidden(self, V, rng):
+        """Draw h ~ p(h | v) for each row of V; int8 (n, n_hidden) of 0/1."""
+        ph = self.hidden_proba(V)
+        return (rng.random(ph.shape) < ph).astype(np.int8)
+
+    def sample_visible(self, H, rng):
+        """Draw v ~ p(v | h) for each row of H (n, n_hidden); int8 (n, n_visible) of +-1."""
+        pv = self.visible_proba(H)
+        return np.where(rng.random(pv.shape) < pv, 1, -1).astype(np.int8)
+
+    def gibbs(self, V, k, rng):
+        """k block-Gibbs steps v -> h -> v from each row of V; int8 (n, n_visible)."""
+        self._check_fitted()
+        V = _as_spins(V, self.W_.shape[0])
+        buf = _Buffers(V.shape[0], *self.W_.shape)
+        buf.v[:] = V
+        _hidden_proba32(buf.v, self.W_, self.b_, buf.ph)
+        _gibbs32(buf, V.shape[0], int(k), self.W_, self.a_, self.b_, rng)
+        return buf.v.astype(np.int8)
+
+    def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0):
+        """Draws of p(v) from persistent block-Gibbs chains.
+
+        Each chain does ``burn_in`` unrecorded steps, then ``n_steps`` steps of which every
+        ``thin``-th is recorded. One step is v -> h -> v.
+
+        Parameters
+        ----------
+        n_chains : int
+        n_steps : int
+        rng : numpy.random.Generator
+        init : array (n_chains, n_visible) of +-1, or None for independent uniform spins.
+        thin : int
+        burn_in : int
+
+        Returns
+        -------
+        draws : ndarray (n_steps // thin * n_chains, n_visible) int8
+            Record-major: row r * n_chains + c is chain c at record r, so
+            ``draws.reshape(-1, n_chains, n_visible)[:, c]`` is the time series of chain c.
+        """
+        self._check_fitted()
+        n_v, n_h = self.W_.shape
+        if n_chains < 1 or n_steps < 0 or thin < 1 or burn_in < 0:
+            raise ValueError(f"need n_chains >= 1, n_steps >= 0, thin >= 1, burn_in >= 0; got "
+                             f"{n_chains}, {n_steps}, {thin}, {burn_in}")
+        buf = _Buffers(n_chains, n_v, n_h)
+        if init is None:
+            _bernoulli32(np.float32(0.5), rng, buf.rv, buf.v, spins=True)
+        else:
+            init = _as_spins(init, n_v, "init")
+            if init.shape[0] != n_chains:
+                raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
+            buf.v[:] = init
+        _hidden_proba32(buf.v, self.W_, self.b_, buf.ph)
+        _gibbs32(buf, n_chains, burn_in, self.W_, self.a_, self.b_, rng)
+        n_records = n_steps // thin
+        out = np.empty((n_records, n_chains, n_v), np.int8)
+        for r in range(n_records):
+            _gibbs32(buf, n_chains, thin, self.W_, self.a_, self.b_, rng)
+            out[r] = buf.v
+        return out.reshape(n_records * n_chains, n_v)
