@@ -21,6 +21,8 @@ __all__ = ["make_backend", "SerialBackend", "ProcessBackend", "RayBackend", "BAC
 
 BACKENDS = ("ray", "process", "serial")
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Times Ray resubmits a task whose worker or node died (not a task that raised).
+SYSTEM_RETRIES = 5
 
 
 def _crash(task: Task, err: BaseException) -> Outcome:
@@ -165,7 +167,9 @@ class RayBackend:
         if self.workers is None:
             self.workers = int(ray.cluster_resources().get("CPU", 1))
             self.max_in_flight = 2 * self.workers
-        self._run = ray.remote(num_cpus=1, max_retries=0, num_returns=2)(_ray_run)
+        # System failures (a worker process or a whole node lost) are retried by Ray; task
+        # exceptions never reach Ray: run_task turns them into failure outcomes.
+        self._run = ray.remote(num_cpus=1, max_retries=SYSTEM_RETRIES, num_returns=2)(_ray_run)
         ray.get(ray.remote(num_cpus=1)(warmup).remote())
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> Any:
