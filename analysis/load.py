@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-__all__ = ["TABLES", "read_table", "load", "Dataset", "unpack_spins"]
+__all__ = ["TABLES", "committed_tasks", "read_table", "load", "Dataset", "unpack_spins"]
 
 TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
           "rg_alignment", "transport", "rg_flow", "failures")
@@ -30,6 +31,17 @@ def _fs_root(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
         fs, root = pafs.FileSystem.from_uri(out)
         return fs, root.rstrip("/")
     return pafs.LocalFileSystem(), str(Path(out).resolve())
+
+
+def committed_tasks(out: str | os.PathLike) -> set[str]:
+    """Ids of the tasks whose manifest (``_tasks/L=*/<kind>-<id>.json``) exists: the results."""
+    fs, root = _fs_root(out)
+    base = f"{root}/_tasks"
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return set()
+    return {info.base_name.rsplit("-", 1)[1][:-5]
+            for info in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+            if info.type == pafs.FileType.File and info.base_name.endswith(".json")}
 
 
 def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None
@@ -50,9 +62,13 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     base = f"{root}/{name}"
     if fs.get_file_info(base).type != pafs.FileType.Directory:
         return pd.DataFrame(columns=columns or [])
-    # Dot-files (in-progress atomic writes) are ignored by pyarrow's discovery.
+    # Dot-files (in-progress atomic writes) are ignored by pyarrow's discovery; parts of a task
+    # without a manifest (a driver stopped mid-task) are not results and are filtered out.
     dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
+    if name != "failures":
+        committed = pc.field("task_id").isin(sorted(committed_tasks(out)))
+        expr = committed if expr is None else expr & committed
     table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas()
     sort = [c for c in ("L", "T", "task_id", "epoch", "index", "chain", "step", "rank", "unit", "block")

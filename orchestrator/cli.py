@@ -55,9 +55,13 @@ def cmd_validate(args) -> int:
 
 
 def _closing_summary(summary, spec: SweepSpec) -> None:
+    for task_id, reason, moved in summary.damaged:
+        print(f"rgsweep: damaged result of task {task_id}: {reason}; moved aside to {moved}; recomputed",
+              file=sys.stderr)
     print(f"\nresults: {summary.out}")
     print(f"tasks: {summary.total} total, {summary.run} run, {summary.skipped} skipped (already done), "
-          f"{len(summary.failed)} failed, {len(summary.blocked)} not run (a dependency failed); "
+          f"{len(summary.failed)} failed, {len(summary.blocked)} not run (a dependency failed), "
+          f"{len(summary.damaged)} damaged and recomputed; "
           f"{summary.wall_s:.1f} s on backend {summary.backend}")
     for task, error in summary.failed[:10]:
         print(f"  FAILED {task.kind} L={task.L} T={task.T:g} [{task.id}]: {error}")
@@ -100,6 +104,7 @@ def cmd_run(args) -> int:
     from tqdm import tqdm
 
     from .runner import run_sweep
+    from .store import LockError
 
     bar = None
 
@@ -111,7 +116,9 @@ def cmd_run(args) -> int:
 
     try:
         summary = run_sweep(spec, out, backend=args.backend, workers=args.workers, address=args.address,
-                            progress=lambda k: bar.update(k), on_start=on_start)
+                            progress=lambda k: bar.update(k), on_start=on_start, verify=not args.no_verify)
+    except LockError as err:
+        return _bad_input(str(err))
     finally:
         if bar is not None:
             bar.close()
@@ -129,10 +136,13 @@ def cmd_status(args) -> int:
     if record is None:
         return _bad_input(f"{args.out} is not an rgsweep output folder (no sweep.json)")
     spec = parse_spec(record["spec"])
-    status = task_status(make_plan(spec), store)
-    print(f"{args.out}: sweep {spec.name!r}, {sum(len(v) for v in status.values())} tasks")
-    for key in ("done", "failed", "missing"):
+    status = task_status(make_plan(spec), store, verify=not args.no_verify)
+    print(f"{args.out}: sweep {spec.name!r}, {sum(len(status[k]) for k in STATUS_KEYS)} tasks")
+    for key in STATUS_KEYS:
         print(f"  {key:8s}{len(status[key])}")
+    for task in status["damaged"]:
+        print(f"  damaged {task.kind} L={task.L} T={task.T:g} [{task.id}]: {status['reasons'][task.id]} "
+              f"(the next run moves it aside and recomputes it)")
     if status["failed"]:
         from analysis import read_table
 
@@ -141,7 +151,14 @@ def cmd_status(args) -> int:
         for task in status["failed"]:
             err = last.loc[task.id, "error"] if task.id in last.index else "?"
             print(f"  failed {task.kind} L={task.L} T={task.T:g} [{task.id}]: {err}")
-    return 0 if not (status["failed"] or status["missing"]) else 1
+    if status["stale"]:
+        print(f"  stale   {len(status['stale'])} finished tasks of an earlier spec (kept; see sweep.json history)")
+        for m in status["stale"][:10]:
+            print(f"  stale {m.kind} L={m.L} [{m.task_id}]")
+    return 0 if not (status["failed"] or status["missing"] or status["damaged"]) else 1
+
+
+STATUS_KEYS = ("done", "damaged", "failed", "missing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     run.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-verify", action="store_true",
+                     help="check finished parts by size only, not SHA-256 (faster on huge datasets)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a spec; print the task count and a work estimate")
@@ -165,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="done / failed / missing tasks of an output folder")
     status.add_argument("out")
+    status.add_argument("--no-verify", action="store_true", help="check parts by size only, not SHA-256")
     status.set_defaults(func=cmd_status)
     return parser
 

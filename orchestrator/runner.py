@@ -37,6 +37,7 @@ class RunSummary:
     run: int = 0
     failed: list[tuple[Task, str]] = field(default_factory=list)
     blocked: list[Task] = field(default_factory=list)
+    damaged: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, why, moved to)
     wall_s: float = 0.0
     backend: str = ""
 
@@ -69,14 +70,20 @@ def sweep_record(spec: SweepSpec, previous: dict | None) -> dict:
     }
 
 
-def task_status(plan: Plan, store: Store) -> dict[str, list[Task]]:
-    """Split the plan's tasks into done / failed (attempted, not done) / missing."""
-    done = store.done_ids("sample") | store.done_ids("train")
+def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list]:
+    """Split the plan's tasks into done / damaged / failed (attempted, not done) / missing, and
+    list committed tasks that the current spec no longer plans (stale: from an earlier spec)."""
+    manifests = store.manifests()
+    damaged = store.verify(manifests, full=verify) if verify else {}
     attempts = store.failure_attempts()
-    status: dict[str, list[Task]] = {"done": [], "failed": [], "missing": []}
+    status: dict[str, list] = {"done": [], "damaged": [], "failed": [], "missing": [], "stale": []}
     for task in plan:
-        key = "done" if task.id in done else "failed" if task.id in attempts else "missing"
+        key = ("damaged" if task.id in damaged else "done" if task.id in manifests
+               else "failed" if task.id in attempts else "missing")
         status[key].append(task)
+    planned = {t.id for t in plan}
+    status["stale"] = [m for tid, m in manifests.items() if tid not in planned]
+    status["reasons"] = damaged
     return status
 
 
@@ -89,18 +96,33 @@ def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
 
 def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,
               address: str | None = None, progress: Callable[[int], Any] | None = None,
-              on_start: Callable[[int], Any] | None = None) -> RunSummary:
+              on_start: Callable[[int], Any] | None = None, verify: bool = True) -> RunSummary:
     """Run every task of ``spec`` not yet done in ``out``; return what happened.
 
     ``on_start(n_to_run)`` is called once the skip-check is done; ``progress(1)`` after each task.
+    ``verify`` hashes every committed part before trusting it (else sizes only).
+    Raises :class:`~orchestrator.store.LockError` if another live driver holds ``out``.
     """
     t0 = time.perf_counter()
     plan = make_plan(spec)
     store = Store(out)
+    store.acquire_lock()
+    try:
+        return _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0)
+    finally:
+        store.release_lock()
+
+
+def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0) -> RunSummary:
     store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
-    done = store.done_ids("sample") | store.done_ids("train")
+    store.clean_temporaries()
+    manifests = store.manifests()
+    summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
+    for task_id, reason in store.verify(manifests, full=verify).items():
+        summary.damaged.append((task_id, reason, store.quarantine(manifests.pop(task_id))))
+    done = set(manifests)
     todo = [t for t in plan if t.id not in done]
-    summary = RunSummary(out=store.uri, total=len(plan), skipped=len(plan) - len(todo), backend=backend)
+    summary.skipped = len(plan) - len(todo)
     if on_start:
         on_start(len(todo))
     if not todo:
@@ -143,7 +165,7 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
                 outcome = engine.outcome(handle)
                 summary.run += 1
                 if outcome.ok:
-                    store.write_task(task.kind, task.L, task.id, outcome.tables)
+                    store.write_task(task.kind, task.L, task.T, task.id, outcome.tables)
                     if dependents.get(task.id):
                         payloads[task.id] = engine.payload(handle)
                     for child in dependents.get(task.id, []):

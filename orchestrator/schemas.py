@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["SCHEMA_VERSION", "SCHEMAS", "TIMING_COLUMNS", "COMMIT_TABLE", "TASK_TABLES"]
+__all__ = ["SCHEMA_VERSION", "SCHEMAS", "TIMING_COLUMNS", "TASK_TABLES"]
 
 SCHEMA_VERSION = 1
 
@@ -79,10 +79,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
-#: The table whose part file marks a task of each kind as done; written last.
-COMMIT_TABLE = {"sample": "ising", "train": "rbm"}
-
-#: The tables each task kind writes, in write order (the commit table last).
+#: The tables each task kind writes (its manifest, written after them, commits the task).
 TASK_TABLES = {
     "sample": ("samples", "series", "ising"),
     "train": ("rbm_params", "free_energy", "spectra", "rg_alignment", "transport", "rbm"),
