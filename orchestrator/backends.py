@@ -14,7 +14,7 @@ import os
 import traceback
 from typing import Any
 
-from .execute import FAULT_ENV, THREAD_ENV, Outcome, limit_threads, run_task, warmup
+from .execute import FAULT_ENV, THREAD_ENV, Outcome, limit_threads, payload_of, run_task, warmup
 from .plan import Task
 
 __all__ = ["make_backend", "SerialBackend", "ProcessBackend", "RayBackend", "BACKENDS"]
@@ -61,7 +61,7 @@ class SerialBackend:
         return handle.value
 
     def payload(self, handle: _Done) -> Any:
-        return handle.value.tables.get("samples")
+        return payload_of(handle.value)
 
     def close(self) -> None:
         if self._limits is not None:
@@ -110,7 +110,7 @@ class ProcessBackend:
             return _crash(task, err)
 
     def payload(self, handle: cf.Future) -> Any:
-        return handle.result().tables.get("samples")
+        return payload_of(handle.result())
 
     def close(self) -> None:
         if self.pool is not None:
@@ -120,7 +120,7 @@ class ProcessBackend:
 def _ray_run(task: Task, dep_ids: tuple[str, ...], *dep_values: Any) -> tuple[Outcome, Any]:
     """Ray entry point: refs passed as top-level arguments arrive resolved (nested ones would not)."""
     outcome = run_task(task, dict(zip(dep_ids, dep_values)))
-    return outcome, outcome.tables.get("samples")
+    return outcome, payload_of(outcome)
 
 
 class RayBackend:

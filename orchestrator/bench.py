@@ -295,8 +295,9 @@ def suite_orchestration(quick: bool) -> list[dict]:
         out.append(_record("orchestration", "rgsweep", {"n_tasks": 4 * n_temps},
                            "plan_and_skip_check", "s", _repeat(skip_check, 3)))
     # throughput of 1 and 2 workers on a sweep of coarse tasks
-    coarse = _spec("coarse", (16,) if quick else (48,), [2.0 + 0.1 * i for i in range(4)],
-                   200 if quick else 5000, 20 if quick else 500, 5 if quick else 10)
+    # full: 8 tasks of ~2 s each (130,000 sweeps at L = 64); quick: 4 tiny ones
+    coarse = (_spec("coarse", (16,), [2.0 + 0.1 * i for i in range(4)], 200, 20, 5) if quick else
+              _spec("coarse", (64,), [2.0 + 0.1 * i for i in range(8)], 10_000, 2_000, 60))
     backends = ["process"]
     try:
         import ray  # noqa: F401

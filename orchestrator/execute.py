@@ -19,7 +19,7 @@ import pyarrow as pa
 from .plan import Task
 from .schemas import SCHEMAS, TASK_TABLES
 
-__all__ = ["FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]
+__all__ = ["PAYLOAD_TABLES", "payload_of", "FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]
 
 #: Worker processes compute in one BLAS/OpenMP thread: parallelism comes from tasks.
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -83,8 +83,19 @@ def to_arrow(name: str, columns: dict[str, Any], task: Task) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+#: What a sample task hands to the tasks that depend on it.
+PAYLOAD_TABLES = ("samples", "ising")
+
+
+def payload_of(outcome: "Outcome") -> dict[str, pa.Table] | None:
+    """The tables a dependent task receives from a finished sample task (None for other kinds)."""
+    if not outcome.ok or not all(name in outcome.tables for name in PAYLOAD_TABLES):
+        return None
+    return {name: outcome.tables[name] for name in PAYLOAD_TABLES}
+
+
 def run_task(task: Task, inputs: dict[str, Any] | None = None) -> Outcome:
-    """Run ``task`` with its dependencies' outputs ``inputs`` (dep id -> samples table)."""
+    """Run ``task`` with its dependencies' outputs ``inputs`` (dep id -> {"samples", "ising"} tables)."""
     try:
         if task.id in os.environ.get(FAULT_ENV, "").split(","):
             raise InjectedFault(f"injected failure of task {task.id} (${FAULT_ENV})")

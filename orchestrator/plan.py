@@ -5,8 +5,9 @@ whitespace), cut to 16 hex digits — never a grid index or a timestamp (model: 
 Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so adding a
 temperature leaves every other task's stream, and result, unchanged (DESIGN.md, identity).
 
-Kinds: ``sample`` (one (L, T) Monte Carlo run) and ``train`` (one RBM variant trained on one
-sample task's configurations; depends on it).
+Kinds: ``sample`` (one (L, T) Monte Carlo run), ``train`` (one RBM variant trained on one
+sample task's configurations; depends on it) and ``flow`` (the RG flows of one lattice size;
+depends on the sample tasks of that size and of its coarse sizes).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class Task:
 
     @property
     def T(self) -> float:
-        return self.config["T"]
+        """The task's temperature; NaN for a flow task, which spans all temperatures of its L."""
+        return self.config.get("T", float("nan"))
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,36 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
             }
 
 
+def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[dict, tuple[str, ...]]:
+    """One flow task per lattice size: its sources (the sample tasks of L) and the Monte Carlo
+    curves of the coarse sizes L/b, L/b^2, ... in the sweep (for the renormalized temperature)."""
+    f = spec.rg_flow
+    by_L: dict[int, list[Task]] = {}
+    for s in samples:
+        by_L.setdefault(s.L, []).append(s)
+    coarse, size = [], L // f.block
+    while size >= 4:
+        if size in by_L:
+            coarse.append(size)
+        if size % f.block:
+            break
+        size //= f.block
+    r = spec.rbm
+    config = {
+        "L": L, "kind": "flow", "block": f.block, "seed": spec.seed,
+        "layers": [resolve_units(nh, L * L) for nh in f.layers],
+        "rbm_flow_steps": f.rbm_flow_steps, "rbm_flow_hidden": resolve_units(f.rbm_flow_hidden, L * L),
+        "epochs": f.epochs, "learning_rate": f.learning_rate, "batch_size": f.batch_size,
+        "method": r.method if r else "cd", "k": r.k if r else 1, "momentum": r.momentum if r else 0.5,
+        "l2": r.l2 if r else 1e-4, "init_std": r.init_std if r else 0.01,
+        "sources": [[s.T, s.id] for s in by_L[L]],
+        "curves": [[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
+        "block_sizes": [b for b in range(2, L // 2 + 1) if L % b == 0],
+    }
+    deps = tuple(s.id for s in by_L[L]) + tuple(s.id for Lc in coarse for s in by_L[Lc])
+    return config, deps
+
+
 def make_plan(spec: SweepSpec) -> Plan:
     """Expand the (L, T) grid and the RBM variants into tasks; samples first, then training."""
     samples = [Task.make("sample", sample_config(spec, L, T))
@@ -128,4 +160,9 @@ def make_plan(spec: SweepSpec) -> Plan:
     if spec.rbm is not None:
         for s in samples:
             trains += [Task.make("train", cfg, deps=(s.id,)) for cfg in train_configs(spec, s)]
-    return Plan(tasks=tuple(samples + trains))
+    flows: list[Task] = []
+    if spec.rg_flow is not None:
+        for L in spec.rg_flow.sizes_for(spec.lattice_sizes):
+            config, deps = flow_config(spec, L, samples)
+            flows.append(Task.make("flow", config, deps=deps))
+    return Plan(tasks=tuple(samples + trains + flows))

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import __version__
 from .backends import make_backend
-from .execute import Outcome
+from .execute import PAYLOAD_TABLES, Outcome
 from .plan import Plan, Task, make_plan
 from .schemas import SCHEMA_VERSION, SCHEMAS
 from .spec import SweepSpec
@@ -135,13 +135,15 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
         for d in t.deps:
             dependents.setdefault(d, []).append(t)
     payloads: dict[str, Any] = {}
+    plan_by_id = plan.by_id()
     ready = [t for t in todo if not waiting[t.id]]
     in_flight: dict[Any, Task] = {}
 
     def inputs_for(task: Task) -> dict[str, Any]:
         inputs = {}
         for d in task.deps:
-            inputs[d] = payloads[d] if d in payloads else store.read_part("samples", task.L, d)
+            inputs[d] = payloads[d] if d in payloads else {
+                name: store.read_part(name, plan_by_id[d].L, d) for name in PAYLOAD_TABLES}
             remaining = [x for x in dependents.get(d, []) if x.id != task.id]
             dependents[d] = remaining
             if not remaining:

@@ -24,8 +24,9 @@ def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
 _KEY = (("task_id", _str), ("L", _i32), ("T", _f64))
 _SAMPLING_CONFIG = (("algorithm", _str), ("algorithm_used", _str), ("burn_in", _i64),
                     ("n_samples", _i64), ("thin", _i64), ("thin_auto", pa.bool_()), ("seed", _i64))
+# ``layer`` is 1 for the RBMs of the training stage and k for layer k of a stacked RBM (rg_flow).
 _TRAIN_KEY = _KEY + (("sample_task", _str), ("n_visible", _i32), ("n_hidden", _i32), ("method", _str),
-                     ("rbm_seed", _i64))
+                     ("rbm_seed", _i64), ("layer", _i32))
 
 SCHEMAS: dict[str, pa.Schema] = {
     "ising": _schema(
@@ -73,6 +74,12 @@ SCHEMAS: dict[str, pa.Schema] = {
     "transport": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("w2_to_init", _f64), ("w2_to_prev", _f64), ("path_length", _f64),
     ),
+    "rg_flow": _schema(
+        *_KEY, ("source_task", _str), ("kind", _str), ("level", _i32), ("size", _i32),
+        ("T_eff", _f64), ("T_eff_err", _f64), ("e", _f64), ("e_err", _f64), ("m_abs", _f64),
+        ("m_abs_err", _f64), ("binder", _f64), ("binder_err", _f64), ("extent", _f64),
+        ("mean_alignment", _f64),
+    ),
     "failures": _schema(
         *_KEY, ("kind", _str), ("error", _str), ("traceback", _str), ("attempt", _i32),
         ("failed_at", _str),
@@ -83,6 +90,7 @@ SCHEMAS: dict[str, pa.Schema] = {
 TASK_TABLES = {
     "sample": ("samples", "series", "ising"),
     "train": ("rbm_params", "free_energy", "spectra", "rg_alignment", "transport", "rbm"),
+    "flow": ("rg_flow", "rbm_params", "spectra", "rg_alignment"),
 }
 
 #: Columns that measure the machine rather than the physics; excluded when comparing runs.

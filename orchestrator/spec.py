@@ -246,24 +246,48 @@ class AnalysisSpec:
 
 @dataclass(frozen=True)
 class RGFlowSpec:
-    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows (absent: no flow stage)."""
+    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows, one flow task per lattice size.
+
+    The flows of size L use the sample sets of L and, to measure a renormalized temperature, the
+    Monte Carlo curves of the coarse sizes L/b, L/b^2, ... that the same sweep contains.
+    """
 
     block: int = 2
     layers: tuple[int | str, ...] = ("N/4", "N/16")
     rbm_flow_steps: int = 20
+    rbm_flow_hidden: int | str = "N/4"
+    epochs: int = 20
+    learning_rate: float = 0.05
+    batch_size: int = 100
+    lattice_sizes: str | tuple[int, ...] = "auto"
 
-    KEYS = ("block", "layers", "rbm_flow_steps")
+    KEYS = ("block", "layers", "rbm_flow_steps", "rbm_flow_hidden", "epochs", "learning_rate",
+            "batch_size", "lattice_sizes")
 
     @classmethod
     def parse(cls, t: dict) -> "RGFlowSpec":
         d = cls()
         layers = _list("rg_flow.layers", t.get("layers", list(d.layers)))
+        sizes = t.get("lattice_sizes", "auto")
+        if sizes != "auto":
+            sizes = tuple(_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4)
+                          for i, L in enumerate(_list("rg_flow.lattice_sizes", sizes)))
         return cls(
             block=_int("rg_flow.block", t.get("block", d.block), ge=2),
             layers=tuple(_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
             rbm_flow_steps=_int("rg_flow.rbm_flow_steps", t.get("rbm_flow_steps", d.rbm_flow_steps),
                                 ge=0),
+            rbm_flow_hidden=_units("rg_flow.rbm_flow_hidden", t.get("rbm_flow_hidden", d.rbm_flow_hidden)),
+            epochs=_int("rg_flow.epochs", t.get("epochs", d.epochs), ge=1),
+            learning_rate=_float("rg_flow.learning_rate", t.get("learning_rate", d.learning_rate), gt=0),
+            batch_size=_int("rg_flow.batch_size", t.get("batch_size", d.batch_size), ge=1),
+            lattice_sizes=sizes,
         )
+
+    def sizes_for(self, lattice_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """The lattice sizes that get flows: those with at least one coarse level >= 4 x 4."""
+        chosen = lattice_sizes if self.lattice_sizes == "auto" else self.lattice_sizes
+        return tuple(L for L in chosen if L % self.block == 0 and L // self.block >= 4)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -387,6 +411,23 @@ def parse_spec(raw: dict) -> SweepSpec:
             if not any(L % b == 0 and b <= L // 2 for L in sizes):
                 raise _fail("analysis.block_sizes", b, f"a divisor b <= L/2 of some lattice size {sizes}")
     rg_flow = _section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.KEYS) if "rg_flow" in raw else None
+    if rg_flow is not None:
+        for i, L in enumerate(rg_flow.lattice_sizes if rg_flow.lattice_sizes != "auto" else ()):
+            if L not in sizes:
+                raise _fail(f"rg_flow.lattice_sizes[{i}]", L, f"one of sweep.lattice_sizes {sorted(sizes)}")
+            if L % rg_flow.block or L // rg_flow.block < 4:
+                raise _fail(f"rg_flow.lattice_sizes[{i}]", L,
+                            f"a multiple of rg_flow.block ({rg_flow.block}) with L / block >= 4")
+        if not rg_flow.sizes_for(tuple(sorted(sizes))):
+            raise _fail("sweep.lattice_sizes", sorted(sizes),
+                        f"to contain a size L with L / rg_flow.block >= 4 for the [rg_flow] stage")
+        for L in rg_flow.sizes_for(tuple(sorted(sizes))):
+            for i, nh in enumerate(rg_flow.layers):
+                if resolve_units(nh, L * L) < 1:
+                    raise SpecError(f"rg_flow.layers[{i}] must give at least 1 hidden unit, got {nh!r} "
+                                    f"for L = {L} (N = {L * L})")
+            if resolve_units(rg_flow.rbm_flow_hidden, L * L) < 1:
+                raise _fail("rg_flow.rbm_flow_hidden", rg_flow.rbm_flow_hidden, "at least 1 hidden unit")
     return SweepSpec(name=name, seed=seed, lattice_sizes=tuple(sorted(sizes)), temperatures=temps,
                      sampling=sampling, rbm=rbm, analysis=analysis, rg_flow=rg_flow)
 

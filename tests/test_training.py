@@ -31,7 +31,7 @@ def samples() -> pa.Table:
 
 @pytest.fixture(scope="module")
 def result(samples):
-    return train_task(config(), (1, 2), {SAMPLE_ID: samples})
+    return train_task(config(), (1, 2), {SAMPLE_ID: {"samples": samples}})
 
 
 def test_held_out_split_is_fixed_disjoint_and_shared_by_variants():
@@ -69,13 +69,13 @@ def test_theorem_1_holds_and_training_moves_the_model(result):
 
 
 def test_ais_is_used_above_the_exact_limit_with_an_error_bar(samples):
-    out = train_task(config(max_exact_units=4, epochs=2, checkpoints=[0, 2]), (1, 2), {SAMPLE_ID: samples})
+    out = train_task(config(max_exact_units=4, epochs=2, checkpoints=[0, 2]), (1, 2), {SAMPLE_ID: {"samples": samples}})
     assert out["free_energy"]["lnZ_method"] == ["ais", "ais"]
     assert all(err > 0 for err in out["free_energy"]["lnZ_rbm_err"])
 
 
 def test_training_task_is_reproducible(samples, result):
-    again = train_task(config(), (1, 2), {SAMPLE_ID: samples})
+    again = train_task(config(), (1, 2), {SAMPLE_ID: {"samples": samples}})
     assert again["free_energy"] == result["free_energy"]
     assert again["transport"] == result["transport"]
     timing = {"wall_s", "train_samples_per_s"}

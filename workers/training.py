@@ -148,7 +148,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
 
     cfg = config
     L, T, N = cfg["L"], cfg["T"], cfg["L"] * cfg["L"]
-    samples = inputs[cfg["sample_task"]]
+    samples = inputs[cfg["sample_task"]]["samples"]
     order = np.argsort(np.asarray(samples.column("index")))
     V = unpack_spins(samples.column("spins").to_pylist(), N)[order]
     train_idx, test_idx = held_out_split(len(V), cfg["held_out"], cfg["sample_task"], cfg["seed"])
@@ -179,7 +179,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
 
     path = transport_path(checkpoints.Ws)
     key = {"sample_task": cfg["sample_task"], "n_visible": N, "n_hidden": cfg["n_hidden"],
-           "method": cfg["method"], "rbm_seed": cfg["rbm_seed"]}
+           "method": cfg["method"], "rbm_seed": cfg["rbm_seed"], "layer": 1}
 
     def with_key(columns: dict) -> dict:
         n = len(next(iter(columns.values())))
