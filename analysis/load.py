@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -67,7 +68,8 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     if name != "failures":
-        committed = pc.field("task_id").isin(sorted(committed_tasks(out)))
+        ids = pa.array(sorted(committed_tasks(out)), type=pa.string())
+        committed = pc.field("task_id").isin(ids)
         expr = committed if expr is None else expr & committed
     table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas()

@@ -123,6 +123,8 @@ def cmd_run(args) -> int:
         if bar is not None:
             bar.close()
     _closing_summary(summary, spec)
+    if args.report:
+        _report(out)
     return summary.exit_code
 
 
@@ -161,6 +163,25 @@ def cmd_status(args) -> int:
 STATUS_KEYS = ("done", "damaged", "failed", "missing")
 
 
+def cmd_report(args) -> int:
+    from .store import Store
+
+    if not Store(args.out).exists() and "://" not in args.out:
+        return _bad_input(f"{args.out} is not an rgsweep output folder (it does not exist)")
+    return _report(args.out)
+
+
+def _report(out: str) -> int:
+    import time
+
+    from analysis.report import build_report
+
+    t0 = time.perf_counter()
+    index = build_report(out)
+    print(f"report: {index} ({time.perf_counter() - t0:.1f} s); summary: {index.parent / 'summary.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgsweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rgsweep {__version__}")
@@ -174,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     run.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--report", action="store_true", help="write OUT/report/ (rgsweep report) at the end")
     run.add_argument("--no-verify", action="store_true",
                      help="check finished parts by size only, not SHA-256 (faster on huge datasets)")
     run.set_defaults(func=cmd_run)
@@ -181,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a spec; print the task count and a work estimate")
     val.add_argument("spec")
     val.set_defaults(func=cmd_validate)
+
+    report = sub.add_parser("report", help="write OUT/report/index.html and summary.md")
+    report.add_argument("out")
+    report.set_defaults(func=cmd_report)
 
     status = sub.add_parser("status", help="done / failed / missing tasks of an output folder")
     status.add_argument("out")

@@ -1,0 +1,335 @@
+"""``rgsweep report OUT``: the phase-transition report of a dataset, from the Parquet files only.
+
+:func:`build_report` writes ``OUT/report/index.html`` (opens offline; PNG figures beside it),
+``OUT/report/summary.md`` (the estimate tables) and ``OUT/report/estimates.csv``. Every section
+is computed independently: a missing table or a section that cannot be computed (too few sizes,
+temperatures or measurements) is listed under "Missing" with the reason, and the rest of the
+report is still written. It never raises because of the dataset's contents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import exact_reference as exact
+from . import figures
+from .load import read_table
+from .rbm_signatures import final_checkpoint, signature_features, signature_table, transport_speed
+from .report_page import ReportPage, write_page
+from .resampling import BLOCK_TAUS, MIN_BLOCKS
+from .reweighting import multi_histogram
+from .thermodynamics import (bootstrap_observables, free_energy_integration, load_histograms,
+                             thermodynamics_table)
+from .transition import (binder_crossings, binder_crossings_reweighted, fit_peak_shift,
+                         fit_power_law, reweighted_peaks)
+
+__all__ = ["build_report", "report_dir"]
+
+_RBM_TABLES = ("rbm", "free_energy", "spectra", "rg_alignment", "transport", "rbm_params")
+
+
+def report_dir(out) -> Path:
+    """Where the report of ``out`` goes: ``OUT/report``; for a URI, ``./report-<name>``."""
+    out = str(out)
+    if "://" in out:
+        return Path.cwd() / f"report-{out.rstrip('/').rsplit('/', 1)[-1]}"
+    return Path(out) / "report"
+
+
+def _read(out, name, rep: ReportPage, **kw) -> pd.DataFrame:
+    try:
+        frame = read_table(out, name, **kw)
+    except Exception as err:
+        rep.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
+        return pd.DataFrame()
+    if frame.empty:
+        rep.missing.append(f"table `{name}`: no rows")
+    return frame
+
+
+def _guard(rep: ReportPage, what: str, fn, *args):
+    try:
+        return fn(*args)
+    except Exception as err:
+        rep.missing.append(f"{what}: {type(err).__name__}: {err}")
+        rep.traces.append(traceback.format_exc())
+        return None
+
+
+def _dataset_section(out, rep: ReportPage, ising, failures):
+    items = rep.section("Dataset")
+    try:
+        with open(Path(out) / "sweep.json") as f:
+            sweep = json.load(f)
+        spec = sweep.get("spec", sweep).get("sweep", {})
+        items.append(("text", f"sweep `{spec.get('name', '?')}`, lattice sizes {spec.get('lattice_sizes', '?')}"))
+    except Exception as err:
+        rep.missing.append(f"sweep.json: {type(err).__name__}: {err}")
+    if not ising.empty:
+        counts = ising.groupby("L").agg(n_T=("T", "nunique"), T_min=("T", "min"), T_max=("T", "max"),
+                                        algorithm=("algorithm_used", "first"),
+                                        wall_s=("wall_s", "sum")).reset_index()
+        items.append(("table", "Sampling tasks done per L", counts))
+    for name, frame in (("sampling", ising), ("training", _read_rbm_quietly(out))):
+        if not frame.empty and "wall_s" in frame.columns:
+            items.append(("text", f"{name}: {len(frame)} tasks, {frame['wall_s'].sum():.1f} s of task "
+                                  "wall time in total (summed over tasks, not elapsed)"))
+    if not failures.empty:
+        items.append(("table", "Failed task attempts", failures[["task_id", "L", "T", "kind", "error", "attempt"]]))
+
+
+def _read_rbm_quietly(out) -> pd.DataFrame:
+    try:
+        return read_table(out, "rbm", columns=["task_id", "wall_s"])
+    except Exception:  # reported by the RBM section
+        return pd.DataFrame()
+
+
+def _thermo_section(rep: ReportPage, ising):
+    items = rep.section("Thermodynamics against Kaufman's exact finite-L values")
+    thermo = thermodynamics_table(ising)
+    rep.figure(items, "thermodynamics.png", figures.thermodynamics_figure, thermo)
+    cols = [c for c in ("L", "T", "e", "e_err", "exact_u", "z_e", "C", "C_err", "exact_c", "z_C",
+                        "chi", "chi_err", "binder", "binder_err", "tau_int_e") if c in thermo.columns]
+    items.append(("table", "Per (L, T); z = (measured - exact) / error", thermo[cols]))
+    if "z_e" in thermo:
+        z = thermo[["z_e", "z_C"]].to_numpy().ravel()
+        z = z[np.isfinite(z)]
+        items.append(("text", f"{np.mean(np.abs(z) < 2):.0%} of {z.size} z-scores within 2 "
+                              f"(95% expected for honest error bars); max |z| = {np.max(np.abs(z)):.2f}"))
+
+
+def _transition_section(out, rep: ReportPage, rng, n_boot):
+    items = rep.section("Phase transition")
+    hists = load_histograms(out)
+    if not hists:
+        rep.missing.append("phase transition: no `series` table (Binder crossings, reweighted peaks)")
+        return
+    runs = [h for L in sorted(hists) for h in hists[L]]
+    table, reps = bootstrap_observables(runs, n_boot, rng)
+    short = table[table["short_blocks"]]
+    if not short.empty:
+        items.append(("text", f"{len(short)} runs are shorter than {BLOCK_TAUS} tau_int per block x "
+                              f"{MIN_BLOCKS} blocks: their blocks are shorter and their bootstrap errors "
+                              "somewhat underestimated."))
+    if len(hists) >= 2:
+        grid = binder_crossings(table, reps["binder"]).assign(method="grid, quadratic interpolation")
+        rew = _guard(rep, "Binder crossings (reweighted)", binder_crossings_reweighted, hists, rng, n_boot)
+        crossings = pd.concat([grid] + ([rew.assign(method="multiple-histogram reweighting")]
+                                        if rew is not None and not rew.empty else []), ignore_index=True)
+        items.append(("table", "Binder-cumulant crossings of successive L (bootstrap over blocks)", crossings))
+        reweighted = rew is not None and not rew.empty
+        best = (rew if reweighted else grid).dropna(subset=["T_cross"])
+        if not best.empty:
+            last = best.iloc[-1]
+            rep.estimate(f"Tc, Binder crossing L={int(last['L_small'])}/{int(last['L_large'])}",
+                         last["T_cross"], last["T_cross_err"], exact.TC,
+                         "multiple-histogram reweighting" if reweighted else "grid, quadratic interpolation")
+        rep.figure(items, "binder.png", figures.binder_figure, table,
+                   rew if rew is not None and not rew.empty else grid)
+    else:
+        rep.missing.append("Binder crossings: need at least 2 lattice sizes")
+    peaks = []
+    for L in sorted(hists):
+        if len(hists[L]) < 3:
+            rep.missing.append(f"reweighted peaks L={L}: need at least 3 temperatures, have {len(hists[L])}")
+            continue
+        p = _guard(rep, f"reweighted peaks L={L}", reweighted_peaks, hists[L], rng, ("C", "chi"), n_boot)
+        if p is not None:
+            peaks.append(p)
+    if not peaks:
+        return
+    peaks = pd.concat(peaks, ignore_index=True)
+    items.append(("table", "C and chi peaks by histogram reweighting (exact: Kaufman's c peak)", peaks))
+    for _, row in peaks[(peaks["observable"] == "C") & (peaks["method"] == "multi")].iterrows():
+        rep.estimate(f"C peak position L={row['L']}", row["T_peak"], row["T_peak_err"], row["exact_T_peak"],
+                     "multiple histogram")
+    rep.figure(items, "peaks.png", figures.peaks_figure, _peak_curves(hists, table, peaks), peaks)
+    _fss(rep, items, peaks)
+
+
+def _peak_curves(hists, table, peaks):
+    curves = {}
+    for (L, obs), p in peaks[peaks["method"] == "multi"].groupby(["L", "observable"]):
+        runs = hists[L]
+        i = int(np.argmin([abs(h.T - p["T_grid_max"].iloc[0]) for h in runs]))
+        chosen = runs[max(i - 3, 0): i + 4]
+        mh = multi_histogram(chosen)
+        t = np.linspace(chosen[0].T, chosen[-1].T, 120)
+        g = table[table["L"] == L].sort_values("T")
+        curves[(L, obs)] = (t, mh.observables(t)[obs], g["T"], g[obs], g[f"{obs}_err"])
+    return curves
+
+
+def _fss(rep, items, peaks):
+    multi = peaks[(peaks["method"] == "multi") & ~peaks["at_edge"]]
+    fits, rows = {}, []
+    sizes = sorted(multi["L"].unique())
+    # corrections to scaling are largest at small L: when there are sizes to spare, fit again
+    # without the smallest one, so a drift of the estimate with L_min is visible
+    subsets = [sizes] + ([sizes[1:]] if len(sizes) >= 4 else [])
+    for obs in ("C", "chi"):
+        for sub in subsets:
+            p = multi[(multi["observable"] == obs) & multi["L"].isin(sub)].sort_values("L")
+            tag = f"L >= {min(sub)}"
+            if len(p) < 3:
+                rep.missing.append(f"finite-size fit of the {obs} peak: need 3 sizes with an interior "
+                                   f"peak, have {len(p)}")
+                continue
+            fit = _guard(rep, f"finite-size fit {obs}, nu = 1", fit_peak_shift, p["L"], p["T_peak"],
+                         p["T_peak_err"], 1.0)
+            if fit:
+                fits.setdefault(f"T_{obs}", fit)
+                rows.append({"fit": f"T_{obs}(L) = Tc + a L^-1 (nu fixed = 1), {tag}", **fit})
+                rep.estimate(f"Tc, fit of T_{obs}(L), nu = 1, {tag}", fit["Tc"], fit["Tc_err"], exact.TC,
+                             "finite-size fit")
+            if len(p) >= 4:
+                free = _guard(rep, f"finite-size fit {obs}, free nu", fit_peak_shift, p["L"], p["T_peak"],
+                              p["T_peak_err"])
+                if free:
+                    rows.append({"fit": f"T_{obs}(L) = Tc + a L^(-1/nu), {tag}", **free})
+                    rep.estimate(f"Tc, fit of T_{obs}(L), free nu, {tag}", free["Tc"], free["Tc_err"],
+                                 exact.TC, "finite-size fit")
+                    rep.estimate(f"nu, fit of T_{obs}(L), {tag}", free["nu"], free["nu_err"], exact.NU,
+                                 "finite-size fit")
+    p = multi[multi["observable"] == "chi"].sort_values("L")
+    for sub in subsets:
+        q = p[p["L"].isin(sub)]
+        if len(q) < 2:
+            continue
+        fit = _guard(rep, "chi_max power law", fit_power_law, q["L"], q["height"], q["height_err"])
+        if fit:
+            fits.setdefault("chi_max", fit)
+            rows.append({"fit": f"chi_max = A L^(gamma/nu), L >= {min(sub)}", **fit})
+            rep.estimate(f"gamma/nu, chi_max ~ L^(gamma/nu), L >= {min(sub)}", fit["exponent"],
+                         fit["exponent_err"], exact.GAMMA_OVER_NU, "finite-size fit, no correction term")
+    if len(p) >= 4:
+        fit = _guard(rep, "chi_max power law with background", fit_power_law, p["L"], p["height"],
+                     p["height_err"], True)
+        if fit:
+            rows.append({"fit": f"chi_max = A L^(gamma/nu) + B, L >= {p['L'].min()}", **fit})
+            rep.estimate(f"gamma/nu, chi_max ~ A L^(gamma/nu) + B, L >= {p['L'].min()}", fit["exponent"],
+                         fit["exponent_err"], exact.GAMMA_OVER_NU, "finite-size fit with background")
+    for a, b in zip(p.iloc[:-1].itertuples(), p.iloc[1:].itertuples()):
+        local = fit_power_law([a.L, b.L], [a.height, b.height], [a.height_err, b.height_err])
+        rows.append({"fit": f"local gamma/nu from L = {a.L}, {b.L}", **local})
+    if rows:
+        items.append(("table", "Finite-size fits (weighted; errors from the covariance; p_value of chi2)",
+                      pd.DataFrame(rows)))
+        rep.figure(items, "finite_size.png", figures.finite_size_figure, peaks, fits)
+
+
+def _free_energy_section(rep, ising):
+    items = rep.section("Free energy by thermodynamic integration")
+    fe = free_energy_integration(ising[ising.groupby("L")["T"].transform("count") >= 2])
+    if fe.empty:
+        rep.missing.append("free energy: need at least 2 temperatures per L")
+        return
+    items.append(("text", "beta f integrated from the highest sampled T (anchored to Kaufman's exact f "
+                          "there); the dashed curves integrate the exact u on the same grid, so their "
+                          "distance from zero is the quadrature error alone."))
+    items.append(("table", "f per spin", fe))
+    rep.figure(items, "free_energy.png", figures.free_energy_figure, fe)
+
+
+def _rbm_section(out, rep, rng, n_boot):
+    items = rep.section("RBM signatures against T")
+    tables = {name: _read(out, name, rep) for name in _RBM_TABLES if name != "rbm_params"}
+    if all(t.empty for t in tables.values()):
+        return
+    speed, fields = _final_weights(out, rep, tables["rbm"])
+    sig = signature_table({**tables, "transport_speed": speed})
+    if sig.empty:
+        rep.missing.append("RBM signatures: nothing to compute")
+        return
+    items.append(("table", "Signature curves (final checkpoint; mean over RBM seeds)", sig))
+    feats = _guard(rep, "RBM signature features", signature_features, sig, rng, n_boot)
+    if feats is not None and not feats.empty:
+        items.append(("table", "Where each signature peaks or changes fastest, relative to Tc", feats))
+    panels = [("kl_per_spin", "KL per spin [nats]"), ("nll_test", "test NLL per spin [nats]"),
+              ("heff_r2", r"$R^2$ of $F(v)$ vs $\beta H(v)$"), ("heff_slope", r"slope of $F(v)$ vs $\beta H(v)$")]
+    have = set(sig["signature"])
+    sel = [p for p in panels if p[0] in have]
+    if sel:
+        rep.figure(items, "rbm_kl_fidelity.png", figures.signature_figure, sig, sel)
+    geo = [p for p in [("lambda_max", r"$\lambda_{max}$ of $WW^T$"), ("n_outliers", "eigenvalues above MP edge"),
+                       ("bw_speed", r"$W_2(\Sigma_T, \Sigma_{T'})/|T-T'|$ [$k_B/J$]")] if p[0] in have]
+    if geo:
+        rep.figure(items, "rbm_geometry.png", figures.signature_figure, sig, geo)
+    align = sorted(s for s in have if s.startswith("alignment_b"))
+    if align:
+        base = {s: (lambda L, b=int(s[len("alignment_b"):]): b * b / L**2) for s in align}
+        rep.figure(items, "rbm_alignment.png", figures.signature_figure, sig,
+                   [(s, f"mean block-alignment score, b = {s[len('alignment_b'):]} (dashed: b²/L²)") for s in align],
+                   baseline=base)
+    mc = [(s, f"(RBM - MC)/error, {s.rsplit('_', 1)[-1]}") for s in sorted(have) if s.startswith("rbm_minus_mc")]
+    if mc:
+        rep.figure(items, "rbm_vs_mc.png", figures.signature_figure, sig, mc)
+    if not tables["spectra"].empty:
+        rep.figure(items, "spectra.png", figures.spectra_figure, tables["spectra"], tables["rbm"])
+    if not fields.empty:
+        rep.figure(items, "receptive_fields.png", figures.receptive_fields_figure, fields)
+
+
+def _final_weights(out, rep, rbm):
+    """Bures-Wasserstein speeds and the largest L's final weights, reading W one L at a time.
+
+    ``rbm_params`` holds N x n_hidden floats per checkpoint (4M at L = 64, n_h = N/4), so it is
+    never loaded whole: only final checkpoints, one lattice size at a time.
+    """
+    speeds, fields = [], pd.DataFrame()
+    if rbm.empty or "epochs" not in rbm.columns:
+        rep.missing.append("RBM weights: no `rbm` rows to find the final checkpoints")
+        return pd.DataFrame(), fields
+    epochs = sorted({int(e) for e in rbm["epochs"]})
+    for L in sorted(rbm["L"].unique()):
+        params = read_table(out, "rbm_params", filters=[("L", "=", int(L)), ("epoch", "in", epochs)])
+        if params.empty:
+            rep.missing.append(f"table `rbm_params`: no final checkpoint for L={L}")
+            continue
+        speeds.append(transport_speed(params))
+        if L == rbm["L"].max():
+            fields = final_checkpoint(params)
+            fields = fields[fields["n_hidden"] == fields["n_hidden"].max()]
+    speeds = [s for s in speeds if not s.empty]
+    return (pd.concat(speeds, ignore_index=True) if speeds else pd.DataFrame()), fields
+
+
+def build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
+    """Write the phase-transition report of the dataset at ``out``; return ``index.html``'s path.
+
+    Parameters
+    ----------
+    out : dataset folder (or URI; the report then goes to ``./report-<name>``).
+    n_boot : bootstrap replicas for every error bar.
+    seed : seed of the one Generator behind every bootstrap (a report is reproducible).
+
+    Returns
+    -------
+    Path of ``index.html``; ``summary.md``, ``estimates.csv`` and the PNGs are beside it.
+    """
+    t0 = time.perf_counter()
+    directory = report_dir(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.png"):  # a rebuilt report must not reference stale figures
+        old.unlink()
+    rep = ReportPage(directory)
+    rng = np.random.default_rng(seed)
+    ising = _read(out, "ising", rep)
+    try:
+        failures = read_table(out, "failures")
+    except Exception:  # an unreadable failures table only costs the report that list
+        failures = pd.DataFrame()
+    _dataset_section(out, rep, ising, failures)
+    if not ising.empty:
+        _guard(rep, "thermodynamics", _thermo_section, rep, ising)
+        _guard(rep, "free energy", _free_energy_section, rep, ising)
+    _guard(rep, "phase transition", _transition_section, out, rep, rng, n_boot)
+    _guard(rep, "RBM signatures", _rbm_section, out, rep, rng, n_boot)
+    return write_page(rep, out, time.perf_counter() - t0)

@@ -1,0 +1,110 @@
+"""The report's page: collects sections, tables, figures and estimates; writes HTML and Markdown.
+
+``index.html`` is self-contained apart from the PNGs beside it (no scripts, no remote assets),
+so it opens offline; ``summary.md`` carries the same tables; ``estimates.csv`` the estimates.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import exact_reference as exact
+
+__all__ = ["ReportPage", "write_page"]
+
+
+class ReportPage:
+    """Accumulates sections, tables, figures and missing items; writes the three files."""
+
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.sections: list[tuple[str, list]] = []
+        self.missing: list[str] = []
+        self.estimates: list[dict] = []
+        self.traces: list[str] = []
+
+    def section(self, title):
+        self.sections.append((title, []))
+        return self.sections[-1][1]
+
+    def figure(self, items, name, make, *args, **kwargs):
+        path = self.dir / name
+        try:
+            make(*args, path, **kwargs)
+        except Exception as err:  # a figure that cannot be drawn is reported, not fatal
+            self.missing.append(f"figure {name}: {type(err).__name__}: {err}")
+            path.unlink(missing_ok=True)
+            return
+        if path.exists() and path.stat().st_size > 0:
+            items.append(("figure", name))
+
+    def estimate(self, quantity, value, err, exact_value, method):
+        z = (value - exact_value) / err if err and np.isfinite(err) and err > 0 else float("nan")
+        self.estimates.append({"quantity": quantity, "measured": value, "error": err,
+                               "exact": exact_value, "z": z, "method": method})
+
+
+def _fmt(v):
+    if isinstance(v, (float, np.floating)):
+        return "nan" if not np.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_page(rep: ReportPage, out, seconds: float) -> Path:
+    """Write index.html, summary.md, estimates.csv (and errors.txt if a section failed)."""
+    est = pd.DataFrame(rep.estimates, columns=["quantity", "measured", "error", "exact", "z", "method"])
+    est.to_csv(rep.dir / "estimates.csv", index=False)
+    md = [f"# rgsweep report: `{out}`", "",
+          "Conventions: DESIGN.md (J = k_B = 1, per-spin e, C, chi; U4 = 1 - <m^4>/3<m^2>^2). "
+          f"Exact: Tc = 2/ln(1+sqrt 2) = {exact.TC:.6f}, nu = 1, gamma/nu = 7/4; Kaufman's finite-L c peak.",
+          "", "## Estimates against the exact answers", "",
+          _markdown(est) if not est.empty else "_no estimate could be computed_", ""]
+    body = [f"<h1>rgsweep report</h1><p>dataset: <code>{html.escape(str(out))}</code>; built in {seconds:.1f} s</p>",
+            "<h2>Estimates against the exact answers</h2>",
+            est.to_html(index=False, float_format=lambda v: f"{v:.6g}") if not est.empty
+            else "<p><em>no estimate could be computed</em></p>"]
+    for title, items in rep.sections:
+        md += [f"## {title}", ""]
+        body.append(f"<h2>{html.escape(title)}</h2>")
+        for kind, *rest in items:
+            if kind == "text":
+                md += [rest[0], ""]
+                body.append(f"<p>{html.escape(rest[0])}</p>")
+            elif kind == "table":
+                caption, frame = rest
+                md += [f"**{caption}**", "", _markdown(frame), ""]
+                body.append(f"<h3>{html.escape(caption)}</h3>"
+                            + frame.to_html(index=False, float_format=lambda v: f"{v:.6g}"))
+            elif kind == "figure":
+                md += [f"![{rest[0]}]({rest[0]})", ""]
+                body.append(f'<figure><img src="{html.escape(rest[0])}" alt="{html.escape(rest[0])}" '
+                            'style="max-width:100%"></figure>')
+    missing = rep.missing or ["nothing"]
+    md += ["## Missing or not computed", ""] + [f"- {m}" for m in missing] + ["", f"Report built in {seconds:.1f} s."]
+    body.append("<h2>Missing or not computed</h2><ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in missing)
+                + "</ul>")
+    (rep.dir / "summary.md").write_text("\n".join(md) + "\n")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>rgsweep report</title><style>"
+            "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+            "table{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+    index = rep.dir / "index.html"
+    index.write_text(page)
+    errors = rep.dir / "errors.txt"
+    if rep.traces:  # for whoever debugs a section that could not be computed
+        errors.write_text("\n".join(rep.traces))
+    else:
+        errors.unlink(missing_ok=True)
+    return index

@@ -1,0 +1,123 @@
+"""Behavioural: `build_report` on a real (small) sweep with an RBM stage, and on partial data.
+
+The dataset is built once per module through the CLI with a spec smaller than
+sweeps/quick.toml (which, with its RBM stage, takes ~40 s serial): 3 sizes x 6 temperatures,
+a 4-unit RBM trained for 3 epochs. The report must build, reference only files that exist,
+write non-empty PNGs, and on partial data list what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.report import build_report
+from orchestrator.cli import main
+
+SPEC = """
+[sweep]
+name = "report-test"
+seed = 99
+lattice_sizes = [4, 8, 12]
+temperatures = [2.0, 2.15, 2.27, 2.4, 2.55, 2.7]
+
+[sampling]
+algorithm = "metropolis"
+burn_in = 200
+samples = 400
+thin = 5
+
+[rbm]
+n_hidden = [4]
+method = "cd"
+k = 1
+learning_rate = 0.05
+epochs = 3
+batch_size = 50
+checkpoints = [0, 3]
+held_out = 0.2
+seeds = [0]
+"""
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    spec = root / "spec.toml"
+    spec.write_text(SPEC)
+    out = root / "out"
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+    return out
+
+
+def _check_report(index: Path) -> tuple[str, str, set[str]]:
+    """The HTML references only existing files; every PNG is a non-empty PNG. Returns texts."""
+    assert index.name == "index.html" and index.exists()
+    html = index.read_text()
+    refs = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    for ref in refs:
+        assert "://" not in ref, ref  # opens offline
+        assert (index.parent / ref).is_file(), f"index.html references missing {ref}"
+    pngs = list(index.parent.glob("*.png"))
+    for png in pngs:
+        data = png.read_bytes()
+        assert len(data) > 1000 and data[:8] == PNG_MAGIC, png.name
+    assert {p.name for p in pngs} == {r for r in refs if r.endswith(".png")}
+    summary = (index.parent / "summary.md").read_text()
+    return html, summary, {p.name for p in pngs}
+
+
+def test_report_from_a_full_sweep(dataset):
+    index = build_report(dataset, n_boot=20)
+    assert index == dataset / "report" / "index.html"
+    html, summary, pngs = _check_report(index)
+    assert {"thermodynamics.png", "binder.png", "peaks.png", "finite_size.png", "free_energy.png",
+            "rbm_kl_fidelity.png", "rbm_geometry.png", "rbm_alignment.png", "spectra.png",
+            "receptive_fields.png"} <= pngs
+    est = pd.read_csv(index.parent / "estimates.csv")
+    binder = est[est["quantity"].str.startswith("Tc, Binder crossing")]
+    assert len(binder) == 1 and binder["error"].iloc[0] > 0
+    assert abs(binder["measured"].iloc[0] - binder["exact"].iloc[0]) < 0.1  # L <= 12, 400 samples
+    assert est["quantity"].str.startswith("C peak position").sum() == 3
+    assert "2.269185" in summary and "## Missing or not computed" in summary
+    assert "Where each signature peaks or changes fastest" in summary
+
+
+def test_report_on_partial_results(dataset, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(dataset, partial)
+    shutil.rmtree(partial / "series")
+    for name in ("rbm", "free_energy", "spectra", "rg_alignment", "transport", "rbm_params"):
+        shutil.rmtree(partial / name, ignore_errors=True)
+    shutil.rmtree(partial / "ising" / "L=12")
+    html, summary, pngs = _check_report(build_report(partial, n_boot=10))
+    assert "thermodynamics.png" in pngs and "binder.png" not in pngs
+    assert "no `series` table" in summary
+    for name in ("rbm", "spectra", "rg_alignment"):
+        assert f"table `{name}`: no rows" in summary
+    # rebuilding with less data must not leave stale figures behind
+    shutil.rmtree(partial / "ising")
+    _, summary, pngs = _check_report(build_report(partial, n_boot=10))
+    assert pngs == set() and "table `ising`: no rows" in summary
+
+
+def test_report_on_an_empty_folder(tmp_path):
+    _, summary, pngs = _check_report(build_report(tmp_path / "nothing", n_boot=10))
+    assert pngs == set()
+    assert "no estimate could be computed" in summary
+    assert "sweep.json" in summary
+
+
+def test_example_analysis_runs(dataset):
+    import runpy
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "critical_slowing_down.py"
+    namespace = runpy.run_path(str(example))
+    path = namespace["main"]([str(dataset)])
+    assert path.exists() and path.read_bytes()[:8] == PNG_MAGIC
