@@ -90,7 +90,14 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     return run(config, spawn_key, inputs)
 
 
-RUNNERS = {"sample": sample_task, "train": train_task}
+def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
+    """Block-spin, stacked-RBM and RBM flows of one lattice size (see :mod:`workers.flow`)."""
+    from .flow import flow_task as run
+
+    return run(config, spawn_key, inputs)
+
+
+RUNNERS = {"sample": sample_task, "train": train_task, "flow": flow_task}
 
 
 def warmup() -> float:

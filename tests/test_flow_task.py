@@ -1,0 +1,57 @@
+"""The RG-flow stage end to end: a spec with [rg_flow] fills the rg_flow table with all three flows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis import read_table
+from orchestrator.cli import main
+from orchestrator.plan import make_plan
+from orchestrator.spec import load_spec
+
+SPEC = """
+[sweep]
+name = "flow"
+seed = 7
+lattice_sizes = [4, 8]
+temperatures = [1.5, 1.8, 2.1, 2.269185, 2.5, 3.0, 3.5]
+[sampling]
+algorithm = "wolff"
+burn_in = 300
+samples = 400
+thin = 2
+[rg_flow]
+block = 2
+layers = ["N/4", "N/16"]
+rbm_flow_steps = 3
+epochs = 5
+"""
+
+
+def test_flow_stage_fills_the_rg_flow_table(tmp_path):
+    spec_path = tmp_path / "flow.toml"
+    spec_path.write_text(SPEC)
+    plan = make_plan(load_spec(spec_path))
+    (flow,) = [t for t in plan if t.kind == "flow"]  # L = 4 has no coarse level >= 4 x 4
+    assert flow.L == 8 and len(flow.deps) == 14  # the 7 sample tasks of L = 8 and of L = 4
+    out = tmp_path / "out"
+    assert main(["run", str(spec_path), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+    rows = read_table(out, "rg_flow")
+    assert set(rows["kind"]) == {"blockspin", "stacked", "rbmflow"}
+    assert (rows["task_id"] == flow.id).all() and (rows["L"] == 8).all()
+    per_T = rows.groupby("kind").size()
+    assert per_T["blockspin"] == 7 * 2  # levels 0 (8 x 8) and 1 (4 x 4)
+    assert per_T["stacked"] == 7 * 2  # two layers
+    assert per_T["rbmflow"] == 7 * (3 + 1)  # steps 0..3
+    blocks = rows[rows["kind"] == "blockspin"]
+    assert set(blocks["size"]) == {8, 4}
+    level0 = blocks[blocks["level"] == 0]
+    # Level 0 matched against its own curve returns (nearly) its own temperature where matchable.
+    ok = level0["T_eff"].notna()
+    assert ok.sum() >= 4
+    assert np.all(np.abs(level0["T_eff"][ok] - level0["T"][ok]) < 4 * level0["T_eff_err"][ok] + 1e-9)
+    stacked = rows[rows["kind"] == "stacked"]
+    assert stacked["extent"].notna().all() and (stacked["extent"] >= 0).all()
+    params = read_table(out, "rbm_params")
+    assert sorted(set(params["layer"])) == [1, 2] and set(params["n_hidden"]) == {16, 4}
+    assert read_table(out, "spectra")["psd_ok"].all()

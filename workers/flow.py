@@ -1,0 +1,176 @@
+"""The flow task: three RG flows of one lattice size side by side, on the same samples.
+
+* ``blockspin`` — b x b majority rule applied to the stored Monte Carlo samples, level after
+  level while the lattice is at least 4 x 4; at each level the renormalized temperature T' is
+  the temperature at which the Monte Carlo energy curve of the *same coarse size* from the same
+  sweep equals the coarse configurations' energy (monotone cubic interpolation; error by
+  first-order propagation).  Tc is the unstable fixed point: T' < T below, T' > T above.
+* ``stacked`` — RBMs stacked greedily (Mehta & Schwab 2014), layer k trained on the sampled
+  hidden units of layer k-1; per layer the receptive fields projected to the lattice
+  (W1 W2 ... Wk), their extent (radius of gyration on the torus) and their block alignment.
+* ``rbmflow`` — one RBM trained on the samples of every temperature of this L pooled together;
+  v -> h -> v iterated from the samples of each T (Iso, Shiba & Yokoo 2018); the temperature of
+  the generated configurations from matching (e, |m|) jointly to the Monte Carlo curves of L.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .alignment import block_alignment, block_correlation
+from .rbm import RBM
+from .rgflow import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
+from .spectra import marchenko_pastur_edges, spectrum_summary, wishart_eigenvalues
+from .stacked import field_extent, projected_fields, rbm_flow, train_stack
+
+__all__ = ["flow_task", "mc_curves"]
+
+#: Configurations per temperature followed through the RBM flow.
+RBM_FLOW_CONFIGS = 500
+_NAN = float("nan")
+
+
+def _unpack(samples, L):
+    from .tasks import unpack_spins
+
+    order = np.argsort(np.asarray(samples.column("index")))
+    return unpack_spins(samples.column("spins").to_pylist(), L * L)[order]
+
+
+def mc_curves(ising_tables) -> dict[str, np.ndarray]:
+    """Monte Carlo curves of one lattice size against T from its ``ising`` rows."""
+    rows = sorted((t.to_pylist()[0] for t in ising_tables), key=lambda r: r["T"])
+    return {k: np.array([r[k] for r in rows], dtype=float)
+            for k in ("T", "e", "e_err", "m_abs", "m_abs_err", "binder", "binder_err")}
+
+
+def _flow_row(source, T, kind, level, size, **values) -> dict:
+    row = {"source_task": source, "T": T, "kind": kind, "level": level, "size": size,
+           "T_eff": _NAN, "T_eff_err": _NAN, "e": _NAN, "e_err": _NAN, "m_abs": _NAN, "m_abs_err": _NAN,
+           "binder": _NAN, "binder_err": _NAN, "extent": _NAN, "mean_alignment": _NAN}
+    row.update(values)
+    return row
+
+
+def _observables(obs: dict) -> dict:
+    return {k: float(obs[k]) for k in ("e", "e_err", "m_abs", "m_abs_err", "binder", "binder_err")}
+
+
+def _blockspin(source, T, configs, cfg, curves, rng) -> list[dict]:
+    rows = []
+    for level, coarse in enumerate(blockspin_levels(configs, cfg["block"], rng)):
+        size = coarse.shape[1]
+        obs = configuration_observables(coarse, T)
+        T_eff = T_err = _NAN
+        if size in curves:
+            c = curves[size]
+            T_eff, T_err = match_temperature(obs["e"], obs["e_err"], c["T"], c["e"], c["e_err"], method="pchip")
+        rows.append(_flow_row(source, T, "blockspin", level, size, T_eff=T_eff, T_eff_err=T_err,
+                              **_observables(obs)))
+    return rows
+
+
+class _LayerTables:
+    """rbm_params / spectra / rg_alignment rows of the RBMs a flow trains (layer column = depth)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.rows = {"rbm_params": [], "spectra": [], "rg_alignment": []}
+
+    def add(self, source, T, layer, W, a, b, field, V_test=None) -> float:
+        """Record one layer; returns its mean alignment at the flow's block size for this depth."""
+        cfg, L = self.cfg, self.cfg["L"]
+        n_v, n_h = W.shape
+        key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg["method"],
+               "rbm_seed": 0, "layer": layer, "epoch": cfg["epochs"]}
+        self.rows["rbm_params"].append({**key, "init_std": cfg["init_std"], "a": a, "b": b, "W": W.ravel()})
+        eigs = wishart_eigenvalues(W)
+        lo, hi = marchenko_pastur_edges(cfg["init_std"], n_v, n_h)
+        s = spectrum_summary(eigs, cfg["init_std"], n_v, n_h)
+        n = len(eigs)
+        self.rows["spectra"].append({**{k: [v] * n for k, v in key.items()}, "rank": np.arange(n),
+                                     "eigenvalue": eigs, "mp_lower": [lo] * n, "mp_upper": [hi] * n,
+                                     "lambda_max": [s["lambda_max"]] * n, "n_outliers": [s["n_outliers"]] * n,
+                                     "effective_rank": [s["effective_rank"]] * n,
+                                     "numerical_rank": [s["numerical_rank"]] * n,
+                                     "psd_ok": [bool(s["psd_ok"])] * n, "rank_ok": [bool(s["rank_ok"])] * n})
+        # Alignment of the receptive field projected to the lattice; the blocks a layer of depth
+        # k should see are b^k wide (block-spin RG), capped at L/2.
+        target = min(cfg["block"] ** layer, L // 2)
+        mean_at_target = _NAN
+        units = field.shape[1]
+        for block in cfg["block_sizes"]:
+            al = block_alignment(field, L, block)
+            corr = (block_correlation(W, b, L, block, al["row"], al["col"], V_test) if layer == 1 and V_test is not None
+                    else np.full(units, _NAN))
+            self.rows["rg_alignment"].append({
+                **{k: [v] * units for k, v in {**key, "n_visible": L * L}.items()}, "unit": np.arange(units),
+                "block": [block] * units, "score": al["score"], "baseline": al["baseline"],
+                "row": al["row"], "col": al["col"], "corr": corr})
+            if block == target:
+                mean_at_target = float(np.mean(al["score"]))
+        return mean_at_target
+
+    def columns(self) -> dict[str, dict]:
+        out = {"rbm_params": {k: [r[k] for r in self.rows["rbm_params"]] for k in self.rows["rbm_params"][0]}}
+        for name in ("spectra", "rg_alignment"):
+            blocks = self.rows[name]
+            out[name] = {k: np.concatenate([np.asarray(blk[k]) for blk in blocks]) for k in blocks[0]}
+        return out
+
+
+def _rbm_kwargs(cfg: dict) -> dict:
+    return {"method": cfg["method"], "k": cfg["k"], "learning_rate": cfg["learning_rate"],
+            "momentum": cfg["momentum"], "l2": cfg["l2"], "batch_size": cfg["batch_size"],
+            "epochs": cfg["epochs"], "init_std": cfg["init_std"]}
+
+
+def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
+    stack = train_stack(V, cfg["layers"], _rbm_kwargs(cfg), rng)
+    Ws = [r.W_.astype(np.float64) for r in stack["rbms"]]
+    rows = []
+    for depth, (rbm, field) in enumerate(zip(stack["rbms"], projected_fields(Ws)), start=1):
+        mean_alignment = layers.add(source, T, depth, rbm.W_, rbm.a_, rbm.b_, field,
+                                    V_test=V if depth == 1 else None)
+        rows.append(_flow_row(source, T, "stacked", depth, rbm.W_.shape[1],
+                              extent=float(np.nanmean(field_extent(field, cfg["L"]))),
+                              mean_alignment=mean_alignment))
+    return rows
+
+
+def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
+    pooled = np.concatenate(list(data.values()))
+    rbm = RBM(n_hidden=cfg["rbm_flow_hidden"], random_state=rng, **_rbm_kwargs(cfg)).fit(pooled)
+    rows = []
+    for T, source in sources:
+        V0 = data[source][:RBM_FLOW_CONFIGS]
+        for step, V in enumerate(rbm_flow(rbm, V0, cfg["rbm_flow_steps"], rng)):
+            obs = configuration_observables(V, T, L=cfg["L"])
+            T_eff, T_err, _ = match_temperature_joint(
+                [obs["e"], obs["m_abs"]], [obs["e_err"], obs["m_abs_err"]], curve["T"],
+                [curve["e"], curve["m_abs"]], [curve["e_err"], curve["m_abs_err"]])
+            rows.append(_flow_row(source, T, "rbmflow", step, cfg["L"], T_eff=T_eff, T_eff_err=T_err,
+                                  **_observables(obs)))
+    return rows
+
+
+def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
+    """All three flows for one lattice size; returns rg_flow, rbm_params, spectra, rg_alignment."""
+    cfg, L = config, config["L"]
+    blk_ss, stack_ss, flow_ss = np.random.SeedSequence(cfg["seed"], spawn_key=tuple(spawn_key)).spawn(3)
+    curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg["sources"]])}
+    for Lc, members in cfg["curves"]:
+        curves[Lc] = mc_curves([inputs[s]["ising"] for _, s in members])
+    data = {s: _unpack(inputs[s]["samples"], L) for _, s in cfg["sources"]}
+    layers = _LayerTables(cfg)
+    rows = []
+    blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)
+    for T, source in sorted(cfg["sources"]):
+        configs = data[source].reshape(-1, L, L)
+        rows += _blockspin(source, T, configs, cfg, curves, blk_rng)
+        if cfg["layers"]:
+            rows += _stacked(source, T, data[source], cfg, layers, stack_rng)
+    if cfg["rbm_flow_steps"] > 0:
+        rows += _rbmflow(sorted(cfg["sources"]), data, cfg, curves[L], np.random.default_rng(flow_ss))
+    # [rg_flow] layers is never empty (the spec requires a list), so every layer table has rows.
+    return {"rg_flow": {k: [r[k] for r in rows] for k in rows[0]}, **layers.columns()}
