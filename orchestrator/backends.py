@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import time
 import traceback
 from typing import Any
 
@@ -131,14 +132,35 @@ class RayBackend:
     """
 
     name = "ray"
+    #: Seconds between two looks at a joined cluster's CPU count (nodes come and go).
+    RESIZE_EVERY_S = 5.0
 
     def __init__(self, workers: int | None = None, address: str | None = None):
         self.address = address
         self.workers = workers
-        self.max_in_flight = 2 * (workers or os.cpu_count() or 1)
+        self._max_in_flight = 2 * (workers or os.cpu_count() or 1)
+        # On a joined cluster without --workers the bound follows the cluster's CPUs: an
+        # autoscaling cluster starts small, and a bound fixed at start would keep it small.
+        self._follow_cluster = address is not None and workers is None
+        self._sized_at = 0.0
         self._started_here = False
         self._tasks: dict[Any, Task] = {}
         self._payloads: dict[Any, Any] = {}
+
+    @property
+    def max_in_flight(self) -> int:
+        """Tasks kept pending: twice the workers (Ray's ``limit_pending_tasks`` pattern)."""
+        if self._follow_cluster and time.monotonic() - self._sized_at > self.RESIZE_EVERY_S:
+            self._resize()
+        return self._max_in_flight
+
+    def _resize(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 0)))
+            self._max_in_flight = 2 * self.workers
+        self._sized_at = time.monotonic()
 
     def start(self) -> None:
         if self.address is None:
@@ -165,8 +187,7 @@ class RayBackend:
             ray.init(address=self.address, log_to_driver=False, runtime_env={"env_vars": env})
             self._started_here = True
         if self.workers is None:
-            self.workers = int(ray.cluster_resources().get("CPU", 1))
-            self.max_in_flight = 2 * self.workers
+            self._resize()
         # System failures (a worker process or a whole node lost) are retried by Ray; task
         # exceptions never reach Ray: run_task turns them into failure outcomes.
         self._run = ray.remote(num_cpus=1, max_retries=SYSTEM_RETRIES, num_returns=2)(_ray_run)

@@ -48,7 +48,8 @@ def cmd_validate(args) -> int:
     print(f"{args.spec}: valid sweep {spec.name!r}")
     print(f"  lattice sizes {list(spec.lattice_sizes)}, {len(spec.temperatures)} temperatures "
           f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
-    print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training)")
+    print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
+          f"{plan.count('flow')} flow)")
     print(f"  estimated sampling work: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per spin flip, "
           f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin})")
     return 0
