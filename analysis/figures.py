@@ -22,7 +22,7 @@ from . import exact_reference as exact  # noqa: E402
 
 __all__ = ["OKABE_ITO", "thermodynamics_figure", "binder_figure", "peaks_figure",
            "finite_size_figure", "free_energy_figure", "signature_figure", "spectra_figure",
-           "receptive_fields_figure"]
+           "receptive_fields_figure", "flow_diagram_figure", "flow_fields_figure"]
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -313,4 +313,108 @@ def receptive_fields_figure(params: pd.DataFrame, path, n_units: int = 6) -> Pat
             ax.set_title(f"unit {order[j]}", fontsize=7)
     fig.suptitle(f"receptive fields $W_{{ij}}$ (L = {L}, n_h = {nh}, epoch {int(row['epoch'])}); "
                  "purple < 0 < orange; axes: column, row", fontsize=9)
+    return _save(fig, path)
+
+
+def flow_diagram_figure(flow: pd.DataFrame, steps: pd.DataFrame, fixed: pd.DataFrame, path) -> Path:
+    """The three RG flows of one L: block-spin T -> T', RBM flow T_eff per step, stacked layers.
+
+    ``flow`` is the ``rg_flow`` rows of one L, ``steps`` its :func:`analysis.flow.flow_steps`
+    and ``fixed`` its :func:`analysis.flow.blockspin_fixed_points`. Block spins whose T' left
+    the sampled range are drawn as open triangles at the edge of the range.
+    """
+    L = int(flow["L"].iloc[0])
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.6))
+    ax = axes[0]
+    lo, hi = flow["T"].min(), flow["T"].max()
+    pad = 0.04 * (hi - lo)
+    bs = steps[steps["kind"] == "blockspin"]
+    for i, (level, g) in enumerate(bs.groupby("level")):
+        st = _style(i)
+        size = flow[(flow["kind"] == "blockspin") & (flow["level"] == level)]["size"].iloc[0]
+        ax.errorbar(g["T"], g["T_eff"], yerr=g["T_eff_err"], ls="-", lw=0.8, ms=4, capsize=2,
+                    label=f"level {level} ({L} -> {size})", **st)
+        for side, y, marker in ((-1, lo - pad, "v"), (1, hi + pad, "^")):
+            c = g[g["side"] == side]
+            ax.plot(c["T"], [y] * len(c), ls="none", marker=marker, mfc="none", color=st["color"])
+        if i == 0:  # arrows T -> T' of the first level: down below the fixed point, up above it
+            for t, t1 in zip(g["T"], g["T_eff"].fillna(g["side"].map({-1: lo - pad, 1: hi + pad}))):
+                if np.isfinite(t1) and abs(t1 - t) > 1e-9:
+                    ax.annotate("", (t, t1), (t, t), arrowprops={"arrowstyle": "->", "color": st["color"],
+                                                                 "alpha": 0.5, "lw": 0.8})
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, label="T' = T")
+    ax.axhline(exact.TC, color="0.4", ls=":", lw=1)
+    _tc_line(ax)
+    for r in fixed.itertuples():
+        ax.errorbar([r.T_star], [r.T_star], xerr=[r.T_star_err] if np.isfinite(r.T_star_err) else None,
+                    color="k", marker="*", ms=9, capsize=3, ls="none")
+    ax.plot([], [], "k*", ms=8, label="fixed point T* (T' = T)")
+    ax.plot([], [], "kv", mfc="none", label="T' outside the sampled range")
+    ax.set_xlim(lo - 2 * pad, hi + 2 * pad)
+    ax.set_ylim(lo - 2 * pad, hi + 2 * pad)
+    ax.set_xlabel(_T_LABEL)
+    ax.set_ylabel(r"renormalized temperature $T'$ [$J/k_B$]")
+    ax.set_title(f"block spins, L = {L}: T' < T below T*, T' > T above", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    rf = flow[flow["kind"] == "rbmflow"]
+    cmap = plt.get_cmap("cividis")  # 15+ starting T: a sequential colour-blind-safe map
+    for T, g in rf.groupby("T"):
+        g = g.sort_values("level")
+        ax.errorbar(g["level"], g["T_eff"], yerr=g["T_eff_err"], lw=1, ms=3, marker="o", capsize=1.5,
+                    color=cmap((T - lo) / (hi - lo) if hi > lo else 0.5))
+    ax.axhline(exact.TC, color="0.4", ls=":", lw=1, label=r"$T_c$ (Onsager)")
+    if not rf.empty:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(lo, hi))
+        fig.colorbar(sm, ax=ax, label=r"starting $T$ [$J/k_B$]")
+        ax.legend(fontsize=7)
+    ax.set_xlabel(r"RBM flow step $v \to h \to v$")
+    ax.set_ylabel(r"effective temperature $T_{eff}$ [$J/k_B$]")
+    ax.set_title(f"RBM flow, L = {L}", fontsize=9)
+    st_rows = flow[flow["kind"] == "stacked"]
+    for ax, col, label in ((axes[2], "extent", "receptive-field extent [lattice spacings]"),
+                           (axes[3], "mean_alignment", r"mean block alignment at $b^k$ [dimensionless]")):
+        for i, (layer, g) in enumerate(st_rows.groupby("level")):
+            g = g.sort_values("T")
+            ax.plot(g["T"], g[col], lw=1, ms=4, label=f"layer {layer} (n_h = {g['size'].iloc[0]})", **_style(i))
+        if col == "extent":
+            ax.axhline(np.sqrt((L * L - 1) / 6.0), color="0.5", ls="--", lw=0.8, label="uniform field (maximum)")
+        _tc_line(ax)
+        ax.set_xlabel(_T_LABEL)
+        ax.set_ylabel(label)
+        ax.set_title(f"stacked RBMs, L = {L}", fontsize=9)
+        if not st_rows.empty:
+            ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def flow_fields_figure(fields: dict, L: int, path, n_units: int = 4) -> Path:
+    """Projected receptive fields W_1 ... W_k of every stacked layer, below, at and above Tc.
+
+    ``fields`` maps T -> [F_1, F_2, ...] (:func:`analysis.flow.projected_fields`), F_k of shape
+    (L*L, n_k); the strongest units (largest ||F[:, j]||) of each layer are shown.
+    """
+    temps = _three_temperatures(list(fields))
+    n_layers = max(len(fields[T]) for T in temps)
+    fig, axes = plt.subplots(len(temps) * n_layers, n_units,
+                             figsize=(1.9 * n_units, 2.0 * len(temps) * n_layers), squeeze=False)
+    for i, T in enumerate(temps):
+        for k in range(n_layers):
+            row = axes[i * n_layers + k]
+            F = fields[T][k] if k < len(fields[T]) else np.zeros((L * L, 0))
+            order = np.argsort(-np.sum(F**2, axis=0))
+            for j, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j >= F.shape[1]:
+                    ax.set_visible(False)
+                    continue
+                img = F[:, order[j]].reshape(L, L)
+                lim = np.abs(img).max() or 1.0
+                ax.imshow(img, cmap="PuOr", vmin=-lim, vmax=lim)
+                ax.set_title(f"unit {order[j]}", fontsize=7)
+                if j == 0:
+                    ax.set_ylabel(f"T = {T:.3f}\nlayer {k + 1}", fontsize=8)
+    fig.suptitle(f"stacked RBMs, L = {L}: projected receptive fields $W_1 \\cdots W_k$ (final epoch); "
+                 "purple < 0 < orange", fontsize=9)
     return _save(fig, path)

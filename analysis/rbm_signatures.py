@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import exact_reference as exact
 
-__all__ = ["GROUP", "final_checkpoint", "bures_wasserstein", "signature_table",
+__all__ = ["GROUP", "training_stage", "final_checkpoint", "bures_wasserstein", "signature_table",
            "transport_speed", "feature_location", "signature_features"]
 
 GROUP = ["L", "n_hidden", "method"]
@@ -31,6 +31,22 @@ GROUP = ["L", "n_hidden", "method"]
 _SCALARS_FE = ("kl_per_spin", "nll_test", "heff_slope", "heff_r2")
 _SCALARS_SPEC = ("lambda_max", "n_outliers", "effective_rank")
 _MC_PAIRS = (("e", "mc_e"), ("m_abs", "mc_m_abs"), ("C", "mc_C"), ("chi", "mc_chi"))
+
+
+def training_stage(frame: pd.DataFrame, rbm: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``frame`` that belong to the training stage's RBMs, not to an rg_flow stack.
+
+    The flow task writes its stacked layers to ``rbm_params``, ``spectra`` and ``rg_alignment``
+    too (``layer`` = depth, ``task_id`` = the flow task's); the training stage's RBMs are the
+    rows whose task_id is in the ``rbm`` table, at layer 1.
+    """
+    if frame.empty or "task_id" not in frame.columns:
+        return frame
+    ids = set(rbm["task_id"]) if "task_id" in rbm.columns else set()
+    keep = frame["task_id"].isin(ids)
+    if "layer" in frame.columns:
+        keep &= frame["layer"].fillna(1) == 1
+    return frame[keep].reset_index(drop=True)
 
 
 def final_checkpoint(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import exact_reference as exact
 from . import figures
+from .flow import (blockspin_fixed_points, flow_steps, flow_summary, projected_fields, rbmflow_endpoints,
+                   stacked_growth)
 from .load import read_table
-from .rbm_signatures import final_checkpoint, signature_features, signature_table, transport_speed
+from .rbm_signatures import (final_checkpoint, signature_features, signature_table, training_stage,
+                             transport_speed)
 from .report_page import ReportPage, write_page
 from .resampling import BLOCK_TAUS, MIN_BLOCKS
 from .reweighting import multi_histogram
@@ -240,7 +245,13 @@ def _free_energy_section(rep, ising):
 
 def _rbm_section(out, rep, rng, n_boot):
     items = rep.section("RBM signatures against T")
-    tables = {name: _read(out, name, rep) for name in _RBM_TABLES if name != "rbm_params"}
+    rbm = _read(out, "rbm", rep)
+    # the flow task writes its stacked layers to the same tables: only the training stage's
+    # RBMs (task ids of the `rbm` table, layer 1) belong here
+    ids = pa.array(sorted(rbm["task_id"].unique()) if "task_id" in rbm.columns else [], type=pa.string())
+    only = pc.field("task_id").isin(ids)
+    tables = {"rbm": rbm, **{name: _read_training(out, name, rep, rbm, only)
+                            for name in _RBM_TABLES if name not in ("rbm", "rbm_params")}}
     if all(t.empty for t in tables.values()):
         return
     speed, fields = _final_weights(out, rep, tables["rbm"])
@@ -277,6 +288,17 @@ def _rbm_section(out, rep, rng, n_boot):
         rep.figure(items, "receptive_fields.png", figures.receptive_fields_figure, fields)
 
 
+def _read_training(out, name, rep, rbm, only) -> pd.DataFrame:
+    try:
+        frame = training_stage(read_table(out, name, filters=only), rbm)
+    except Exception as err:
+        rep.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
+        return pd.DataFrame()
+    if frame.empty:
+        rep.missing.append(f"table `{name}`: no rows of the training stage (RBMs of the `rbm` table, layer 1)")
+    return frame
+
+
 def _final_weights(out, rep, rbm):
     """Bures-Wasserstein speeds and the largest L's final weights, reading W one L at a time.
 
@@ -289,7 +311,8 @@ def _final_weights(out, rep, rbm):
         return pd.DataFrame(), fields
     epochs = sorted({int(e) for e in rbm["epochs"]})
     for L in sorted(rbm["L"].unique()):
-        params = read_table(out, "rbm_params", filters=[("L", "=", int(L)), ("epoch", "in", epochs)])
+        params = training_stage(read_table(out, "rbm_params", filters=[
+            ("L", "=", int(L)), ("epoch", "in", epochs), ("task_id", "in", sorted(set(rbm["task_id"])))]), rbm)
         if params.empty:
             rep.missing.append(f"table `rbm_params`: no final checkpoint for L={L}")
             continue
@@ -299,6 +322,47 @@ def _final_weights(out, rep, rbm):
             fields = fields[fields["n_hidden"] == fields["n_hidden"].max()]
     speeds = [s for s in speeds if not s.empty]
     return (pd.concat(speeds, ignore_index=True) if speeds else pd.DataFrame()), fields
+
+
+def _flow_section(out, rep, rng, n_boot, ising):
+    try:
+        flow = read_table(out, "rg_flow")
+    except Exception as err:
+        rep.missing.append(f"RG flows: table `rg_flow` unreadable: {type(err).__name__}: {err}")
+        return
+    if flow.empty:
+        rep.missing.append("RG flows: no `rg_flow` table (the spec has no [rg_flow] stage)")
+        return
+    items = rep.section("RG flows")
+    items.append(("text", "blockspin: b x b majority rule, T' read off the MC energy curve of the coarse size "
+                          "(Tc is its unstable fixed point as L -> infinity; errors: parametric bootstrap over the "
+                          "T' errors). rbmflow: v -> h -> v steps of one RBM trained on all T of L pooled, T_eff "
+                          "from (e, |m|). stacked: greedy RBM stack, extent of the fields W1...Wk per layer."))
+    steps = flow_steps(flow, ising)
+    fixed = _guard(rep, "block-spin fixed points", blockspin_fixed_points, flow, rng, n_boot, ising)
+    fixed = fixed if fixed is not None else blockspin_fixed_points(flow.iloc[:0], rng)
+    ends, growth = rbmflow_endpoints(flow), stacked_growth(flow)
+    items.append(("table", "Where the flows go, per L and kind (exact Tc = 2/ln(1+sqrt 2))",
+                  flow_summary(fixed, ends, growth)))
+    for r in fixed.itertuples():
+        rep.estimate(f"Tc, block-spin fixed point L={r.L} -> {r.coarse_size}", r.T_star, r.T_star_err, exact.TC,
+                     "majority rule, T' = T (linear interpolation; finite L)")
+    for caption, frame in (("Block-spin fixed points per L and level", fixed),
+                           ("RBM flow: where T_eff ends after the last step", ends),
+                           ("Stacked RBMs: receptive-field extent per layer", growth)):
+        if not frame.empty:
+            items.append(("table", caption, frame))
+    for L, g in flow.groupby("L", sort=True):
+        rep.figure(items, f"rg_flow_L{L}.png", figures.flow_diagram_figure, g, steps[steps["L"] == L],
+                   fixed[fixed["L"] == L])
+        task = sorted(g["task_id"].unique())
+        params = _guard(rep, f"stacked layers L={L}", read_table, out, "rbm_params",
+                        [("L", "=", int(L)), ("task_id", "in", task)])
+        fields = projected_fields(params) if params is not None and not params.empty else {}
+        if fields:
+            rep.figure(items, f"rg_flow_fields_L{L}.png", figures.flow_fields_figure, fields, int(L))
+        elif "stacked" in set(g["kind"]):
+            rep.missing.append(f"RG flows L={L}: no stacked-layer weights in `rbm_params`")
 
 
 def build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
@@ -332,4 +396,5 @@ def build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
         _guard(rep, "free energy", _free_energy_section, rep, ising)
     _guard(rep, "phase transition", _transition_section, out, rep, rng, n_boot)
     _guard(rep, "RBM signatures", _rbm_section, out, rep, rng, n_boot)
+    _guard(rep, "RG flows", _flow_section, out, rep, rng, n_boot, ising)
     return write_page(rep, out, time.perf_counter() - t0)

@@ -78,7 +78,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         *_KEY, ("source_task", _str), ("kind", _str), ("level", _i32), ("size", _i32),
         ("T_eff", _f64), ("T_eff_err", _f64), ("e", _f64), ("e_err", _f64), ("m_abs", _f64),
         ("m_abs_err", _f64), ("binder", _f64), ("binder_err", _f64), ("extent", _f64),
-        ("mean_alignment", _f64),
+        ("mean_alignment", _f64), ("match_chi2", _f64),
     ),
     "failures": _schema(
         *_KEY, ("kind", _str), ("error", _str), ("traceback", _str), ("attempt", _i32),

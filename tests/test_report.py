@@ -121,3 +121,76 @@ def test_example_analysis_runs(dataset):
     namespace = runpy.run_path(str(example))
     path = namespace["main"]([str(dataset)])
     assert path.exists() and path.read_bytes()[:8] == PNG_MAGIC
+
+
+FLOW_SPEC = """
+[sweep]
+name = "report-flow-test"
+seed = 5
+lattice_sizes = [4, 8]
+temperatures = { start = 1.5, stop = 3.5, num = 7 }
+
+[sampling]
+algorithm = "wolff"
+burn_in = 200
+samples = 400
+thin = 2
+
+[rbm]
+n_hidden = [3]
+method = "cd"
+epochs = 2
+batch_size = 50
+checkpoints = [0, 2]
+seeds = [0]
+
+[rg_flow]
+layers = ["N/4", "N/16"]
+rbm_flow_steps = 3
+epochs = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def flow_dataset(tmp_path_factory) -> Path:
+    """A sweep with both an RBM stage (3 hidden units) and an RG-flow stage (L = 8 only)."""
+    root = tmp_path_factory.mktemp("report-flow")
+    spec = root / "spec.toml"
+    spec.write_text(FLOW_SPEC)
+    out = root / "out"
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+    return out
+
+
+def _markdown_table(summary: str, caption: str) -> pd.DataFrame:
+    """The Markdown table printed under ``**caption**`` in summary.md."""
+    lines = summary.split(f"**{caption}", 1)[1].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return pd.DataFrame(rows[2:], columns=rows[0])
+
+
+def test_report_with_rg_flows(flow_dataset):
+    html, summary, pngs = _check_report(build_report(flow_dataset, n_boot=20))
+    assert "<h2>RG flows</h2>" in html and "## RG flows" in summary
+    assert {"rg_flow_L8.png", "rg_flow_fields_L8.png"} <= pngs
+    assert not any(p.startswith("rg_flow") and "L4" in p for p in pngs)  # L = 4 has no flow
+    where = _markdown_table(summary, "Where the flows go")
+    assert set(where["kind"]) == {"blockspin", "rbmflow", "stacked"} and set(where["L"]) == {"8"}
+    est = pd.read_csv(flow_dataset / "report" / "estimates.csv")
+    fixed = est[est["quantity"].str.startswith("Tc, block-spin fixed point")]
+    assert list(fixed["quantity"]) == ["Tc, block-spin fixed point L=8 -> 4"]
+    assert fixed["error"].iloc[0] > 0 and abs(fixed["measured"].iloc[0] - fixed["exact"].iloc[0]) < 0.3
+    # the flow's stacked layers (n_h = 16 and 4 at L = 8) stay out of the training-stage section
+    sig = _markdown_table(summary, "Signature curves")
+    assert set(sig["n_hidden"]) == {"3"}
+    assert "rbm_alignment.png" in pngs and "spectra.png" in pngs and "receptive_fields.png" in pngs
+
+
+def test_report_without_rg_flow_lists_it_as_missing(dataset):
+    _, summary, pngs = _check_report(build_report(dataset, n_boot=10))
+    assert "## RG flows" not in summary and not any(p.startswith("rg_flow") for p in pngs)
+    assert "RG flows: no `rg_flow` table" in summary.split("## Missing or not computed", 1)[1]

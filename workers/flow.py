@@ -47,7 +47,8 @@ def mc_curves(ising_tables) -> dict[str, np.ndarray]:
 def _flow_row(source, T, kind, level, size, **values) -> dict:
     row = {"source_task": source, "T": T, "kind": kind, "level": level, "size": size,
            "T_eff": _NAN, "T_eff_err": _NAN, "e": _NAN, "e_err": _NAN, "m_abs": _NAN, "m_abs_err": _NAN,
-           "binder": _NAN, "binder_err": _NAN, "extent": _NAN, "mean_alignment": _NAN}
+           "binder": _NAN, "binder_err": _NAN, "extent": _NAN, "mean_alignment": _NAN,
+           "match_chi2": _NAN}
     row.update(values)
     return row
 
@@ -146,11 +147,13 @@ def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
         V0 = data[source][:RBM_FLOW_CONFIGS]
         for step, V in enumerate(rbm_flow(rbm, V0, cfg["rbm_flow_steps"], rng)):
             obs = configuration_observables(V, T, L=cfg["L"])
-            T_eff, T_err, _ = match_temperature_joint(
+            T_eff, T_err, chi2 = match_temperature_joint(
                 [obs["e"], obs["m_abs"]], [obs["e_err"], obs["m_abs_err"]], curve["T"],
                 [curve["e"], curve["m_abs"]], [curve["e_err"], curve["m_abs_err"]])
+            # chi2 (1 degree of freedom) says whether any MC temperature reproduces e and |m|
+            # together; a large value means the generated configurations are not Ising-like.
             rows.append(_flow_row(source, T, "rbmflow", step, cfg["L"], T_eff=T_eff, T_eff_err=T_err,
-                                  **_observables(obs)))
+                                  match_chi2=float(chi2), **_observables(obs)))
     return rows
 
 
