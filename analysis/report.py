@@ -365,7 +365,21 @@ def _flow_section(out, rep, rng, n_boot, ising):
             rep.missing.append(f"RG flows L={L}: no stacked-layer weights in `rbm_params`")
 
 
+#: Figures never depend on global matplotlib settings another library changed (one peer
+#: package turns on ``text.usetex`` at import, which fails without a LaTeX install).
+_RC = {"text.usetex": False}
+
+
 def build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
+    """Write the phase-transition report of the dataset at ``out``; return ``index.html``'s path
+    (see :func:`_build_report`)."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        return _build_report(out, n_boot, seed)
+
+
+def _build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
     """Write the phase-transition report of the dataset at ``out``; return ``index.html``'s path.
 
     Parameters

@@ -16,6 +16,7 @@ peers lazily, so ``orchestrator`` stays importable without numba (DESIGN.md, lay
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -201,7 +202,6 @@ def _torch_cd1(torch, V, n_h, epochs, batch=100, lr=0.01, momentum=0.5, l2=1e-4)
 
 
 def suite_rbm(quick: bool) -> list[dict]:
-    import numpy as np
     from workers.rbm import RBM
 
     out, reps = [], 2 if quick else 3
@@ -218,29 +218,47 @@ def suite_rbm(quick: bool) -> list[dict]:
     except ImportError:
         BernoulliRBM = None
         _note("scikit-learn not installed: peer skipped (pip install 'rgsweep[bench]')")
-    for n_v, n_h in sizes:
-        params = {"n_visible": n_v, "n_hidden": n_h, "batch": 100}
-        V = np.where(np.random.default_rng(0).random((n_rows, n_v)) < 0.5, -1, 1).astype(np.int8)
-        per_s = lambda dt: n_rows * epochs / dt
+    try:  # pin again: the peers may have loaded their own BLAS / OpenMP after run_bench did
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(1)
+    except ImportError:
+        limits = None
+    try:
+        for n_v, n_h in sizes:
+            out += _rbm_size(n_v, n_h, n_rows, epochs, reps, RBM, torch, BernoulliRBM)
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
+    return out
 
-        def ours():
-            rbm = RBM(n_h, method="cd", k=1, batch_size=100, epochs=epochs, random_state=0)
-            return per_s(_timed(lambda: rbm.fit(V))[0])
-        out.append(_record("rbm", "rgsweep", params, "cd1_throughput", "samples/s",
-                           _repeat(ours, reps)))
-        if torch is not None:
-            Vt = torch.from_numpy(V.astype(np.float32))
-            out.append(_record("rbm", "torch", params, "cd1_throughput", "samples/s", _repeat(
-                lambda: per_s(_timed(lambda: _torch_cd1(torch, Vt, n_h, epochs))[0]), reps)))
-        if BernoulliRBM is not None:
-            X = (V > 0).astype(np.float32)
 
-            def sk():
-                model = BernoulliRBM(n_components=n_h, batch_size=100, n_iter=epochs,
-                                     learning_rate=0.01, random_state=0)
-                return per_s(_timed(lambda: model.fit(X))[0])
-            out.append(_record("rbm", "scikit-learn", params, "pcd1_throughput", "samples/s",
-                               _repeat(sk, reps)))
+def _rbm_size(n_v, n_h, n_rows, epochs, reps, RBM, torch, BernoulliRBM) -> list[dict]:
+    """CD-1 samples per second of rgsweep, PyTorch and scikit-learn (PCD-1) at one size."""
+    import numpy as np
+
+    out = []
+    params = {"n_visible": n_v, "n_hidden": n_h, "batch": 100}
+    V = np.where(np.random.default_rng(0).random((n_rows, n_v)) < 0.5, -1, 1).astype(np.int8)
+    per_s = lambda dt: n_rows * epochs / dt
+
+    def ours():
+        rbm = RBM(n_h, method="cd", k=1, batch_size=100, epochs=epochs, random_state=0)
+        return per_s(_timed(lambda: rbm.fit(V))[0])
+    out.append(_record("rbm", "rgsweep", params, "cd1_throughput", "samples/s",
+                       _repeat(ours, reps)))
+    if torch is not None:
+        Vt = torch.from_numpy(V.astype(np.float32))
+        out.append(_record("rbm", "torch", params, "cd1_throughput", "samples/s", _repeat(
+            lambda: per_s(_timed(lambda: _torch_cd1(torch, Vt, n_h, epochs))[0]), reps)))
+    if BernoulliRBM is not None:
+        X = (V > 0).astype(np.float32)
+
+        def sk():
+            model = BernoulliRBM(n_components=n_h, batch_size=100, n_iter=epochs,
+                                 learning_rate=0.01, random_state=0)
+            return per_s(_timed(lambda: model.fit(X))[0])
+        out.append(_record("rbm", "scikit-learn", params, "pcd1_throughput", "samples/s",
+                           _repeat(sk, reps)))
     return out
 
 
@@ -299,10 +317,9 @@ def suite_orchestration(quick: bool) -> list[dict]:
     coarse = (_spec("coarse", (16,), [2.0 + 0.1 * i for i in range(4)], 200, 20, 5) if quick else
               _spec("coarse", (64,), [2.0 + 0.1 * i for i in range(8)], 10_000, 2_000, 60))
     backends = ["process"]
-    try:
-        import ray  # noqa: F401
+    if importlib.util.find_spec("ray") is not None:  # only backends.py imports Ray (DESIGN.md)
         backends.append("ray")
-    except ImportError:
+    else:
         _note("ray not installed: the ray backend is skipped")
     if quick and "ray" in backends:
         backends.remove("ray")
@@ -355,7 +372,10 @@ def suite_scaling(quick: bool) -> list[dict]:
         per_sweep = []
         for L in sizes:
             n = max(5, int((2e5 if quick else 2e7) / (L * L * (8 if algorithm == "multispin" else 1))))
-            runs = [simulate(L, TC, algorithm, 5, 1 if algorithm != "multispin" else 64, n,
+            # Wolff fixes its clusters per measurement at the end of burn-in: clusters must have
+            # grown to their equilibrium size by then, or a "sweep" flips far more than N spins
+            burn = (20 if quick else 200) if algorithm == "wolff" else 5
+            runs = [simulate(L, TC, algorithm, burn, 1 if algorithm != "multispin" else 64, n,
                              np.random.SeedSequence(L)) for _ in range(2 if quick else 3)]
             values = [r["wall_s"] / r["n_measurements"] * 1e6 for r in runs]
             per_sweep.append(statistics.median(values))

@@ -183,6 +183,12 @@ def _report(out: str) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args.suites, args.quick, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgsweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rgsweep {__version__}")
@@ -208,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write OUT/report/index.html and summary.md")
     report.add_argument("out")
     report.set_defaults(func=cmd_report)
+
+    bench = sub.add_parser("bench", help="benchmarks against the peers a user would pick instead")
+    bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling "
+                       "(default: all)")
+    bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
+    bench.add_argument("--json", default=None, help="also write the records to this JSON file")
+    bench.set_defaults(func=cmd_bench)
 
     status = sub.add_parser("status", help="done / failed / missing tasks of an output folder")
     status.add_argument("out")

@@ -32,8 +32,8 @@ __all__ = [
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) (J = k_B = 1).
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
 
-ALGORITHMS = ("metropolis", "wolff", "auto")
-CHECKERBOARD = ("metropolis", "auto")  # samplers that may use the two-colour checkerboard
+ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
+CHECKERBOARD = ("metropolis", "multispin")  # samplers that need the two-colour checkerboard (even L)
 METHODS = ("cd", "pcd")
 LOG_PARTITION = ("auto", "exact", "ais")
 LR_SCHEDULES = ("constant", "linear", "inverse")

@@ -53,7 +53,7 @@ BAD = [
     (("sweep.seed", None), ["sweep.seed", "required"]),
     (("sweep.lattice_size", [8]), ["unknown key 'sweep.lattice_size'", "did you mean 'lattice_sizes'"]),
     (("sampling.burnin", 5), ["unknown key 'sampling.burnin'", "did you mean 'burn_in'"]),
-    (("sampling.algorithm", "heatbath"), ["sampling.algorithm", "metropolis | wolff | auto", "heatbath"]),
+    (("sampling.algorithm", "heatbath"), ["sampling.algorithm", "metropolis | wolff | multispin | auto", "heatbath"]),
     (("sampling.burn_in", -5), ["sampling.burn_in", ">= 0", "-5"]),
     (("sampling.samples", 0), ["sampling.samples", ">= 1", "0"]),
     (("sampling.thin", 0), ["sampling.thin", ">= 1", "0"]),

@@ -20,10 +20,19 @@ long; then ``thin = max(1, ceil(2 max(tau_e, tau_|m|)))``, so stored configurati
 one "independent" sample apart. The pilot also serves as extra equilibration; its
 measurements are not returned.
 
-``algorithm = "auto"``: Wolff when ``T < TC + 0.5`` (critical slowing down makes Metropolis
-hopeless near TC, and at low T it hardly moves between the two ordered states) or when L is odd
-(checkerboard Metropolis needs even L); Metropolis otherwise, where clusters are tiny and single
-flips are cheaper. A later issue refines this rule.
+``algorithm = "multispin"``: 64 independent replicas of the same (L, T)
+(:mod:`workers.multispin`), each started from its own random configuration and given the same
+``burn_in``. Every ``thin``-th sweep all 64 replicas are stored at once, so stored sample ``j``
+is replica ``j % 64`` after sweep ``(j // 64 + 1) thin`` of the measurement phase; the
+``n_samples`` samples come from ``min(64, n_samples)`` chains, ``ceil(n_samples / 64)`` per
+chain. ``e_series`` and ``m_series`` have shape ``(ceil(n_samples / 64) thin, 64)``: one column
+per chain, all 64 measured after every sweep (:func:`workers.observables.thermodynamics`
+handles both shapes).
+
+``algorithm = "auto"`` (:func:`choose_algorithm`) picks the sampler with the most independent
+samples per second, from a fixed table of autocorrelation times and costs measured once on
+the reference machine (docs/performance.md), never from timings at run time, so the same spec
+gives the same choice, and the same tables, everywhere.
 
 Random streams: child 0 of ``seed_seq`` seeds the numpy Generator for the random start, child 1
 the kernel's xorshift128+ state (:func:`workers.rng.child_seed_sequence`, which does not
@@ -38,9 +47,11 @@ import time
 import numpy as np
 from numba import njit
 
-from .autocorr import integrated_time
 from .lattice import _check_count, random_lattice, total_energy, total_magnetization
 from .metropolis import _metropolis_sweeps, acceptance_thresholds
+from .multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
+                        _unpack_rows, random_replicas, threshold_digits)
+from .observables import chain_integrated_time
 from .rng import child_seed_sequence, make_rng_state
 from .wolff import _add_threshold, _wolff_sweep_equivalents, _wolff_updates, cluster_stack
 
@@ -48,22 +59,95 @@ __all__ = [
     "TC",
     "ALGORITHMS",
     "choose_algorithm",
+    "sampler_cost",
     "simulate",
 ]
 
 TC = 2.0 / math.log1p(math.sqrt(2.0))  # Onsager's critical temperature, J = k_B = 1
-ALGORITHMS = ("metropolis", "wolff", "auto")
-_AUTO_WOLFF_ABOVE_TC = 0.5
+ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
+# --- the "auto" rule's measurements (docs/performance.md, "Choosing a sampler") -------------
+# max(tau_int(e), tau_int(|m|)) in sweeps (Wolff: measurements of ~1 sweep-equivalent each),
+# at L = 8, 16, 32, 64 (rows) and T = _TABLE_T (columns), from 64-chain multi-spin runs of
+# 2,000-30,000 sweeps (Metropolis dynamics) and single Wolff chains of 10,000-20,000 measurements.
+# (Metropolis at L = 64, T = 1.5 is copied from L = 32: the measured 1.93 came from chains stuck
+# in stripe states, see _ORDERED_T.)
+_TABLE_T = (1.5, 2.0, 2.15, 2.269185, 2.4, 2.5, 3.0, 3.5)
+_TABLE_LOG2_L = (3.0, 4.0, 5.0, 6.0)
+_TAU_METROPOLIS = np.array([[0.74, 2.11, 2.91, 3.08, 3.03, 2.78, 1.49, 0.96],
+                            [0.76, 2.59, 7.55, 10.16, 9.10, 6.73, 1.71, 1.00],
+                            [0.76, 2.76, 12.51, 41.73, 22.84, 10.73, 1.78, 1.01],
+                            [0.76, 2.82, 11.50, 163.84, 34.05, 11.78, 1.78, 1.00]])
+_TAU_WOLFF = np.array([[0.61, 1.05, 1.33, 0.89, 1.14, 1.13, 0.72, 0.64],
+                       [0.61, 1.15, 1.72, 1.39, 1.31, 1.07, 0.73, 0.63],
+                       [0.60, 0.98, 1.68, 1.96, 1.43, 1.06, 0.75, 0.67],
+                       [0.59, 1.00, 1.54, 2.02, 1.37, 1.09, 0.80, 0.69]])
+# ns per spin per measurement per chain, measuring included: Metropolis and multi-spin by L
+# (flat above L = 16), Wolff by T (branch-free kernel, L = 16..64 smoothed; small clusters cost
+# more per spin)
+_COST_METROPOLIS = (4.0, 3.4, 3.3, 3.4)
+_COST_MULTISPIN = (0.51, 0.37, 0.35, 0.36)
+_COST_WOLFF = (9.7, 9.5, 8.5, 11.2, 10.8, 11.0, 12.0, 14.0)
+# Below this T a checkerboard chain started at random can freeze into a stripe state for longer
+# than any practical burn-in (L = 64, T = 1.5, 2,000 sweeps: <|m|> = 0.957 over 64 chains
+# against 0.9865 exact); Wolff has no such trap.
+_ORDERED_T = 2.0
 _PILOT_MIN = 1000
 _PILOT_MAX_FACTOR = 16
 _PILOT_TOL = 50.0
 
 
-def choose_algorithm(L, T):
-    """The "auto" rule: "wolff" if ``T < TC + 0.5`` or L is odd, else "metropolis"."""
-    if L % 2 or T < TC + _AUTO_WOLFF_ABOVE_TC:
+def _interpolate(table, log2_L, T, extrapolate):
+    """Bilinear in (log2 L, T) on log(table); T clamped to the grid, log2 L extrapolated
+    linearly from the last two rows above L = 64 if ``extrapolate``, else clamped."""
+    T = min(max(T, _TABLE_T[0]), _TABLE_T[-1])
+    rows = np.array([np.interp(T, _TABLE_T, np.log(row)) for row in np.atleast_2d(table)])
+    if rows.size == 1:
+        return float(np.exp(rows[0]))
+    if log2_L > _TABLE_LOG2_L[-1] and extrapolate:
+        return float(np.exp(rows[-1] + (rows[-1] - rows[-2]) * (log2_L - _TABLE_LOG2_L[-1])))
+    return float(np.exp(np.interp(log2_L, _TABLE_LOG2_L, rows)))
+
+
+def sampler_cost(L, T, algorithm):
+    """Tabulated cost of one independent sample: ``2 tau_int x (ns per measurement per chain)``
+    divided by N, in ns per spin (smaller is better).
+
+    From the measurements in the module constants (docs/performance.md): log tau_int and log
+    cost interpolated bilinearly in (log2 L, T), T clamped to [1.5, 3.5], L clamped below 8 and
+    extrapolated as a power law beyond 64 (which at TC is tau ~ L^1.97 for Metropolis).
+
+    Parameters
+    ----------
+    L : int
+    T : float
+    algorithm : {"metropolis", "multispin", "wolff"}
+
+    Returns
+    -------
+    float
+    """
+    log2_L = max(math.log2(L), _TABLE_LOG2_L[0])
+    if algorithm == "wolff":
+        tau = _interpolate(_TAU_WOLFF, log2_L, T, True)
+        return 2.0 * tau * _interpolate(np.array(_COST_WOLFF), log2_L, T, False)
+    tau = _interpolate(_TAU_METROPOLIS, log2_L, T, True)
+    per_sweep = _COST_MULTISPIN if algorithm == "multispin" else _COST_METROPOLIS
+    return 2.0 * tau * float(np.interp(log2_L, _TABLE_LOG2_L, per_sweep))
+
+
+def choose_algorithm(L, T, n_samples=None):
+    """The "auto" rule: the sampler with the most independent samples per second at (L, T).
+
+    Wolff if L is odd (checkerboards need even L) or ``T < 2.0`` (stripe traps, see
+    ``_ORDERED_T``). Otherwise the cheaper of Wolff and a checkerboard sampler by
+    :func:`sampler_cost`, where the checkerboard sampler is "multispin" when
+    ``n_samples >= 64`` (every chain then contributes stored samples) and "metropolis"
+    otherwise (also when ``n_samples`` is None). A pure function of its arguments.
+    """
+    if L % 2 or T < _ORDERED_T:
         return "wolff"
-    return "metropolis"
+    single = "multispin" if n_samples is not None and n_samples >= N_REPLICAS else "metropolis"
+    return single if sampler_cost(L, T, single) <= sampler_cost(L, T, "wolff") else "wolff"
 
 
 @njit(cache=True)
@@ -104,6 +188,30 @@ def _wolff_measure(spins, threshold, state, stack, n_clusters, n_meas, thin, e_o
     return flipped
 
 
+@njit(cache=True)
+def _multispin_measure(words, digits, always, state, n_meas, thin, e_out, m_out, samples):
+    """``n_meas`` sweeps of the 64 replicas, measuring each after every sweep; at every
+    ``thin``-th sweep store the next (up to) 64 rows of ``samples``, replica k in row
+    ``64 p + k`` for the p-th store. Return the accepted flips."""
+    N = words.size
+    E = np.empty(64, dtype=np.int64)
+    M = np.empty(64, dtype=np.int64)
+    bonds = np.empty(2 * N, dtype=np.uint64)
+    accepted = 0
+    row = 0
+    for k in range(n_meas):
+        accepted += _multispin_sweeps(words, digits, always, 1, state)
+        _replica_energy_magnetization(words, E, M, bonds)
+        for j in range(64):
+            e_out[k, j] = E[j] / N
+            m_out[k, j] = M[j] / N
+        if (k + 1) % thin == 0 and row < samples.shape[0]:
+            n = min(64, samples.shape[0] - row)
+            _unpack_rows(words, 0, n, samples, row)
+            row += n
+    return accepted
+
+
 class _Chain:
     """The state of one Markov chain, so burn-in, pilot and measurement share one code path."""
 
@@ -115,6 +223,8 @@ class _Chain:
         self.clusters_per_sweep = 0
         if algorithm == "metropolis":
             self.thresholds = acceptance_thresholds(beta)
+        elif algorithm == "multispin":
+            self.digits, self.always = threshold_digits(beta)
         else:
             self.threshold = _add_threshold(beta)
             self.stack = cluster_stack(spins.shape[0])
@@ -124,6 +234,9 @@ class _Chain:
         if self.algorithm == "metropolis":
             em = np.zeros(2, dtype=np.int64)  # E, M not needed here: any start value will do
             _metropolis_sweeps(self.spins, self.thresholds, n_sweeps, self.state, em)
+            return
+        if self.algorithm == "multispin":
+            _multispin_sweeps(self.spins, self.digits, self.always, n_sweeps, self.state)
             return
         counts = np.zeros(2, dtype=np.int64)
         first = n_sweeps // 2
@@ -136,10 +249,14 @@ class _Chain:
     def run(self, n_meas, thin=1, n_store=0):
         """Measure after each of ``n_meas`` sweeps, storing every ``thin``-th configuration."""
         N = self.spins.size
-        e = np.empty(n_meas)
-        m = np.empty(n_meas)
+        shape = (n_meas, N_REPLICAS) if self.algorithm == "multispin" else (n_meas,)
+        e = np.empty(shape)
+        m = np.empty(shape)
         samples = np.empty((n_store, N), dtype=np.int8)
-        if self.algorithm == "metropolis":
+        if self.algorithm == "multispin":
+            self.flips += _multispin_measure(self.spins, self.digits, self.always, self.state,
+                                             n_meas, thin, e, m, samples)
+        elif self.algorithm == "metropolis":
             self.flips += _metropolis_measure(self.spins, self.thresholds, self.state,
                                               n_meas, thin, e, m, samples)
         else:
@@ -148,18 +265,23 @@ class _Chain:
         return e, m, samples
 
 
-def _pilot_thin(chain, n_samples):
-    """Measure tau_int on a pilot run (extended until >= 50 tau long) and derive thin."""
-    first = max(_PILOT_MIN, n_samples)
+def _pilot_thin(chain, n_store):
+    """Measure tau_int on a pilot run (extended until >= 50 tau long) and derive thin.
+
+    ``n_store`` is the number of stores per chain; for the multi-spin chains tau_int comes
+    from the autocovariance pooled over the chains and the length rule is per chain.
+    """
+    first = max(_PILOT_MIN, n_store)
     e, m, _ = chain.run(first)
     while True:
-        tau = max(integrated_time(e, quiet=True), integrated_time(np.abs(m), quiet=True))
-        if e.size >= _PILOT_TOL * tau or e.size >= _PILOT_MAX_FACTOR * first:
+        tau = max(chain_integrated_time(e), chain_integrated_time(np.abs(m)))
+        n = e.shape[0]
+        if n >= _PILOT_TOL * tau or n >= _PILOT_MAX_FACTOR * first:
             break
-        more_e, more_m, _ = chain.run(e.size)
+        more_e, more_m, _ = chain.run(n)
         e = np.concatenate([e, more_e])
         m = np.concatenate([m, more_m])
-    return max(1, math.ceil(2.0 * tau)), e.size
+    return max(1, math.ceil(2.0 * tau)), n
 
 
 def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
@@ -170,8 +292,8 @@ def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
         raise ValueError(f"T must be a finite number > 0, got {T}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    if algorithm == "metropolis" and L % 2:
-        raise ValueError(f"algorithm 'metropolis' (checkerboard) needs an even L, got L = {L}; "
+    if algorithm in ("metropolis", "multispin") and L % 2:
+        raise ValueError(f"algorithm {algorithm!r} (checkerboard) needs an even L, got L = {L}; "
                          "use 'wolff' or 'auto'")
     burn_in = _check_count(burn_in, "burn_in")
     n_samples = _check_count(n_samples, "n_samples")
@@ -195,8 +317,9 @@ def simulate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
         Linear size (even for "metropolis").
     T : float > 0
         Temperature (J = k_B = 1), beta = 1/T.
-    algorithm : {"metropolis", "wolff", "auto"}
-        "auto" follows :func:`choose_algorithm`.
+    algorithm : {"metropolis", "wolff", "multispin", "auto"}
+        "auto" follows :func:`choose_algorithm` (with ``n_samples``); "multispin" runs 64
+        independent chains (module docstring).
     burn_in : int >= 0
         Sweeps (Wolff: sweep-equivalents) discarded before measuring.
     n_samples : int >= 1
@@ -210,41 +333,49 @@ def simulate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
     -------
     dict
         samples : int8, shape (n_samples, N), rows are configurations with site ``row*L + col``;
+        multispin: sample j is chain j % 64 (module docstring);
         e_series, m_series : float64, shape (n_samples * thin,), per-spin E/N and signed M/N
-        after every sweep of the measurement phase;
+        after every sweep of the measurement phase; multispin: shape
+        (ceil(n_samples / 64) * thin, 64), one column per chain;
         acceptance : Metropolis accepted / attempted flips; Wolff mean cluster size / N;
-        attempted_flips : Metropolis N per sweep; Wolff the flipped spins (a cluster flip is
+        attempted_flips : Metropolis N per sweep (multispin: 64 N); Wolff the flipped spins (a cluster flip is
         never rejected); flipped_spins : spins actually flipped; n_clusters : Wolff cluster
         updates (0 for Metropolis); clusters_per_sweep : Wolff cluster updates per
         measurement (0 for Metropolis); wall_s : seconds of the measurement phase;
         flips_per_ns : attempted_flips per ns of wall_s; thin_used : int;
         pilot_sweeps : length of the "auto" pilot (0 otherwise); algorithm_used : str;
-        L, T, n_measurements.
+        n_chains : 64 for multispin, else 1; L, T, n_measurements (per chain).
     """
     L, T, burn_in, n_samples, thin = _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq)
-    algorithm_used = choose_algorithm(L, T) if algorithm == "auto" else algorithm
-    spins = random_lattice(L, np.random.default_rng(child_seed_sequence(seed_seq, 0)))
+    algorithm_used = (choose_algorithm(L, T, n_samples) if algorithm == "auto" else algorithm)
+    start_rng = np.random.default_rng(child_seed_sequence(seed_seq, 0))
+    if algorithm_used == "multispin":
+        spins = random_replicas(L, start_rng)
+        n_chains = N_REPLICAS
+    else:
+        spins = random_lattice(L, start_rng)
+        n_chains = 1
     chain = _Chain(spins, algorithm_used, 1.0 / T, make_rng_state(child_seed_sequence(seed_seq, 1)))
     N = L * L
 
     chain.burn(burn_in)
     pilot = 0
     if thin == "auto":
-        thin, pilot = _pilot_thin(chain, n_samples)
+        thin, pilot = _pilot_thin(chain, -(-n_samples // n_chains))
 
     chain.flips = 0
-    n_meas = n_samples * thin
+    n_meas = -(-n_samples // n_chains) * thin  # each chain stores every thin-th sweep
     start = time.perf_counter()
     e, m, samples = chain.run(n_meas, thin, n_samples)
     wall = time.perf_counter() - start
 
     flipped = int(chain.flips)
-    if algorithm_used == "metropolis":
-        attempted, clusters = n_meas * N, 0
-        acceptance = flipped / attempted
-    else:
+    if algorithm_used == "wolff":
         attempted, clusters = flipped, n_meas * chain.clusters_per_sweep
         acceptance = flipped / clusters / N
+    else:
+        attempted, clusters = n_meas * N * n_chains, 0
+        acceptance = flipped / attempted
     return {
         "samples": samples,
         "e_series": e,
@@ -259,6 +390,7 @@ def simulate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
         "thin_used": int(thin),
         "pilot_sweeps": int(pilot),
         "algorithm_used": algorithm_used,
+        "n_chains": n_chains,
         "L": L,
         "T": T,
         "n_measurements": n_meas,

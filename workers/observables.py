@@ -22,6 +22,14 @@ Errors:
   ``K f(all) - (K - 1) mean_k f(without block k)``, which removes the O(tau/n) bias of
   ``<e^2> - <e>^2``.
 
+Independent chains (the multi-spin sampler's 64 replicas): the series are 2-D, shape (n, K),
+one column per chain, all of the same (L, T). Means are over all n K measurements. Because the
+chains are independent, the error of a mean is the spread of the K chain means,
+``sqrt(var_k(chain mean) / K)``, which stays honest even when a chain is not many tau_int long;
+C, chi and U_4 use a jackknife that leaves out one whole chain at a time (K blocks). tau_int is
+estimated from the autocovariance pooled over the chains about their common mean
+(:func:`chain_integrated_time`). A single column is treated as a 1-D series.
+
 References
 ----------
 M. E. J. Newman and G. T. Barkema, "Monte Carlo Methods in Statistical Physics" (1999), sec. 3.4;
@@ -30,12 +38,13 @@ B. Efron, "The Jackknife, the Bootstrap and Other Resampling Plans" (1982).
 
 import numpy as np
 
-from .autocorr import integrated_time
+from .autocorr import auto_window, integrated_time
 
 __all__ = [
     "thermodynamics",
     "jackknife_blocks",
     "n_jackknife_blocks",
+    "chain_integrated_time",
 ]
 
 _MIN_BLOCKS = 20
@@ -87,6 +96,45 @@ def jackknife_blocks(columns, estimator, n_blocks):
     return float(K * full - (K - 1) * mean_leave_out), float(error)
 
 
+def chain_integrated_time(x, c=5.0):
+    """tau_int of one series, or of K independent chains of the same process.
+
+    Parameters
+    ----------
+    x : array_like, shape (n,) or (n, K)
+        One column per chain.
+    c : float
+        Sokal window constant (:func:`workers.autocorr.integrated_time`).
+
+    Returns
+    -------
+    float
+        For 1-D input, :func:`workers.autocorr.integrated_time` (quiet). For 2-D input,
+        ``1/2 + sum_{t=1}^{M} rho(t)`` with ``rho(t) = C(t) / C(0)``,
+        ``C(t) = (1 / (K n)) sum_k sum_s (x_{s,k} - xbar)(x_{s+t,k} - xbar)`` about the mean
+        ``xbar`` of *all* chains, and M Sokal's window on it. Pooling the chains makes the
+        window far less noisy than K separate estimates, and the common mean avoids the
+        -O(tau / n) bias that subtracting each short chain's own mean puts into every lag
+        (at n = 30 tau it underestimated tau by about a third).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        return integrated_time(x, c=c, quiet=True)
+    if x.ndim != 2 or x.size == 0:
+        raise ValueError(f"x must be 1-d or 2-d (n, chains) and non-empty, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x must be finite")
+    n = x.shape[0]
+    d = x - x.mean()
+    if not np.any(d):
+        return 0.5  # no fluctuations: white-noise limit, as autocorr_function does
+    size = 1 << int(2 * n - 1).bit_length()  # zero padding: linear, not circular, correlation
+    f = np.fft.rfft(d, n=size, axis=0)
+    acov = np.fft.irfft(f * np.conjugate(f), n=size, axis=0)[:n].sum(axis=1)
+    taus = np.cumsum(acov / acov[0]) - 0.5
+    return float(taus[auto_window(taus, c)])
+
+
 def _mean_and_error(x, tau):
     n = x.size
     if n < 2:
@@ -99,9 +147,10 @@ def thermodynamics(e_series, m_series, L, T):
 
     Parameters
     ----------
-    e_series : array_like, shape (n,)
-        Per-spin energy e = E/N of consecutive measurements (one per sweep).
-    m_series : array_like, shape (n,)
+    e_series : array_like, shape (n,) or (n, K)
+        Per-spin energy e = E/N of consecutive measurements (one per sweep); 2-D for K
+        independent chains, one column each (see the module docstring).
+    m_series : array_like, same shape as e_series
         Signed per-spin magnetization m = M/N of the same measurements.
     L : int
         Linear size, N = L**2.
@@ -117,25 +166,34 @@ def thermodynamics(e_series, m_series, L, T):
     """
     e = np.asarray(e_series, dtype=np.float64)
     m = np.asarray(m_series, dtype=np.float64)
-    if e.ndim != 1 or e.shape != m.shape or e.size == 0:
-        raise ValueError(f"e_series and m_series must be 1-d, equal and non-empty, "
-                         f"got shapes {e.shape} and {m.shape}")
+    if e.ndim == 2 and e.shape[1] == 1:
+        e, m = e[:, 0], m[:, 0]
+    if e.ndim not in (1, 2) or e.shape != m.shape or e.size == 0:
+        raise ValueError(f"e_series and m_series must be 1-d or 2-d (n, chains), equal and "
+                         f"non-empty, got shapes {e.shape} and {m.shape}")
     T = float(T)
     if not np.isfinite(T) or T <= 0:
         raise ValueError(f"T must be a finite number > 0, got {T}")
     N = int(L) ** 2
     beta = 1.0 / T
     m_abs = np.abs(m)
-    tau_e = integrated_time(e, quiet=True)
-    tau_m = integrated_time(m_abs, quiet=True)
+    tau_e = chain_integrated_time(e)
+    tau_m = chain_integrated_time(m_abs)
     out = {"tau_int_e": tau_e, "tau_int_m": tau_m}
-    out["e"], out["e_err"] = _mean_and_error(e, tau_e)
-    out["m_abs"], out["m_abs_err"] = _mean_and_error(m_abs, tau_m)
+    if e.ndim == 1:
+        out["e"], out["e_err"] = _mean_and_error(e, tau_e)
+        out["m_abs"], out["m_abs_err"] = _mean_and_error(m_abs, tau_m)
+        K = n_jackknife_blocks(e.size, max(tau_e, tau_m))
+    else:
+        out["e"], out["e_err"] = _chain_mean_and_error(e)
+        out["m_abs"], out["m_abs_err"] = _chain_mean_and_error(m_abs)
+        K = e.shape[1]
+        # chain-major rows: jackknife block k is exactly chain k
+        e, m_abs, m = e.T.ravel(), m_abs.T.ravel(), m.T.ravel()
     m2 = m * m
     out["m2"] = float(m2.mean())
     out["m4"] = float((m2 * m2).mean())
 
-    K = n_jackknife_blocks(e.size, max(tau_e, tau_m))
     if K < 2:
         for key in ("C", "chi", "binder"):
             out[key], out[key + "_err"] = float("nan"), float("nan")
@@ -149,3 +207,9 @@ def thermodynamics(e_series, m_series, L, T):
         out["binder"], out["binder_err"] = jackknife_blocks(
             cols, lambda a: 1.0 - a[4] / (3.0 * a[3] ** 2), K)
     return out
+
+
+def _chain_mean_and_error(x):
+    """Mean over an (n, K) array and the standard error from the K independent chain means."""
+    chain_means = x.mean(axis=0)
+    return float(chain_means.mean()), float(chain_means.std(ddof=1) / np.sqrt(chain_means.size))

@@ -14,8 +14,14 @@ The state is a C-contiguous ``uint64`` array of shape (2,), never all zero (the 
 is a fixed point). It is seeded from a :class:`numpy.random.SeedSequence` so that streams
 follow the project's seeding rule (DESIGN.md: seeds derive from task ids).
 
+The multi-spin sampler needs all 64 bits of every draw to be good random bits, which the low
+bits of xorshift128+ are not; it uses xoroshiro128++ (same two-word state, about the same cost)
+through :func:`random_words` / ``_xoroshiro128pp``.
+
 References
 ----------
+D. Blackman and S. Vigna, "Scrambled linear pseudorandom number generators",
+ACM Trans. Math. Softw. 47, 36 (2021);
 S. Vigna, "Further scramblings of Marsaglia's xorshift generators",
 J. Comput. Appl. Math. 315, 175 (2017).
 """
@@ -25,6 +31,7 @@ from numba import njit
 
 __all__ = [
     "make_rng_state",
+    "random_words",
     "child_seed_sequence",
     "uniform_doubles",
 ]
@@ -36,6 +43,11 @@ _A = np.uint64(23)
 _B = np.uint64(18)
 _C = np.uint64(5)
 _TOP53 = np.uint64(11)
+# xoroshiro128++ rotations and shift (Blackman & Vigna 2021: r, a, b, c = 17, 49, 21, 28)
+_R17, _L47 = np.uint64(17), np.uint64(47)
+_R49, _L15 = np.uint64(49), np.uint64(15)
+_S21 = np.uint64(21)
+_R28, _L36 = np.uint64(28), np.uint64(36)
 
 
 def make_rng_state(seed_seq):
@@ -94,6 +106,50 @@ def _xorshift128p(s0, s1):
     out = x + y
     x ^= x << _A
     return y, x ^ y ^ (x >> _B) ^ (y >> _C), out
+
+
+@njit(cache=True)
+def _xoroshiro128pp(s0, s1):
+    """One xoroshiro128++ step on a state held in two locals; returns ``(s0, s1, output)``.
+
+    Used where *every* bit of an output is consumed as a random bit (the multi-spin sampler):
+    unlike xorshift128+, whose lowest bit is an LFSR, all 64 output bits of xoroshiro128++ pass
+    BigCrush (Blackman & Vigna, ACM TOMS 47, 36 (2021)). The state has the same shape and
+    seeding as xorshift128+ (:func:`make_rng_state`).
+    """
+    x = s0 + s1
+    out = ((x << _R17) | (x >> _L47)) + s0
+    s1 ^= s0
+    new0 = ((s0 << _R49) | (s0 >> _L15)) ^ s1 ^ (s1 << _S21)
+    return new0, (s1 << _R28) | (s1 >> _L36), out
+
+
+@njit(cache=True)
+def _random_words(state, out):
+    s0 = state[0]
+    s1 = state[1]
+    for k in range(out.shape[0]):
+        s0, s1, out[k] = _xoroshiro128pp(s0, s1)
+    state[0] = s0
+    state[1] = s1
+
+
+def random_words(rng_state, n):
+    """Draw ``n`` xoroshiro128++ outputs (all 64 bits random), advancing ``rng_state`` in place.
+
+    Parameters
+    ----------
+    rng_state : ndarray of uint64, shape (2,)
+    n : int >= 0
+
+    Returns
+    -------
+    ndarray of uint64, shape (n,)
+    """
+    _check_state(rng_state)
+    out = np.empty(int(n), dtype=np.uint64)
+    _random_words(rng_state, out)
+    return out
 
 
 @njit(cache=True)
@@ -163,6 +219,20 @@ def _reference_next_uint64(state):
     new1 = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5)
     state[0] = np.uint64(s0)
     state[1] = np.uint64(new1)
+    return out
+
+
+def _rotl(x, k):
+    return ((x << k) | (x >> (64 - k))) & _MASK64
+
+
+def _reference_xoroshiro128pp(state):
+    """Pure-Python xoroshiro128++ step (Vigna's C code with Python ints); advances ``state``."""
+    s0, s1 = int(state[0]), int(state[1])
+    out = (_rotl((s0 + s1) & _MASK64, 17) + s0) & _MASK64
+    s1 ^= s0
+    state[0] = np.uint64(_rotl(s0, 49) ^ s1 ^ ((s1 << 21) & _MASK64))
+    state[1] = np.uint64(_rotl(s1, 28))
     return out
 
 

@@ -104,6 +104,6 @@ def warmup() -> float:
     """Compile (or load from numba's on-disk cache) every kernel on a tiny problem; seconds taken."""
     t0 = time.perf_counter()
     seed = np.random.SeedSequence(0)
-    for algorithm in ("metropolis", "wolff"):
+    for algorithm in ("metropolis", "wolff", "multispin"):
         simulate(4, 2.5, algorithm, 2, 2, 1, seed)
     return time.perf_counter() - t0
