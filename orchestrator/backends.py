@@ -92,7 +92,10 @@ class ProcessBackend:
         os.environ.update({k: v for k, v in THREAD_ENV.items() if k not in os.environ})
         self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_init_pool_worker)
-        self.pool.submit(warmup).result()  # one worker compiles; the others load numba's cache
+        # One worker compiles and fills numba's cache; then every worker loads it, so no task
+        # pays a worker's start-up inside the sweep.
+        self.pool.submit(warmup).result()
+        cf.wait([self.pool.submit(warmup, 0.2) for _ in range(self.workers)])
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> cf.Future:
         future = self.pool.submit(run_task, task, inputs)
@@ -191,7 +194,9 @@ class RayBackend:
         # System failures (a worker process or a whole node lost) are retried by Ray; task
         # exceptions never reach Ray: run_task turns them into failure outcomes.
         self._run = ray.remote(num_cpus=1, max_retries=SYSTEM_RETRIES, num_returns=2)(_ray_run)
-        ray.get(ray.remote(num_cpus=1)(warmup).remote())
+        warm = ray.remote(num_cpus=1)(warmup)
+        ray.get(warm.remote())  # one worker compiles and fills numba's cache ...
+        ray.get([warm.remote(0.2) for _ in range(min(self.workers, 64))])  # ... then all load it
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> Any:
         dep_ids = tuple(inputs)

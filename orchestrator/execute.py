@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .plan import Task
 from .schemas import SCHEMAS, TASK_TABLES
+from .store import encode_part
 
 __all__ = ["PAYLOAD_TABLES", "payload_of", "FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]
 
@@ -52,7 +53,8 @@ class Outcome:
     """What a task attempt produced: tables on success, error text otherwise."""
 
     task_id: str
-    tables: dict[str, pa.Table] = field(default_factory=dict)
+    parts: dict[str, bytes] = field(default_factory=dict)  # table -> encoded Parquet part
+    payload: dict[str, pa.Table] | None = None  # what dependent tasks receive (sample tasks)
     error: str | None = None
     traceback: str | None = None
 
@@ -89,9 +91,7 @@ PAYLOAD_TABLES = ("samples", "ising")
 
 def payload_of(outcome: "Outcome") -> dict[str, pa.Table] | None:
     """The tables a dependent task receives from a finished sample task (None for other kinds)."""
-    if not outcome.ok or not all(name in outcome.tables for name in PAYLOAD_TABLES):
-        return None
-    return {name: outcome.tables[name] for name in PAYLOAD_TABLES}
+    return outcome.payload if outcome.ok else None
 
 
 def run_task(task: Task, inputs: dict[str, Any] | None = None) -> Outcome:
@@ -105,13 +105,24 @@ def run_task(task: Task, inputs: dict[str, Any] | None = None) -> Outcome:
         expected = set(TASK_TABLES[task.kind])
         if set(columns) != expected:
             raise ValueError(f"{task.kind} task returned tables {sorted(columns)}, expected {sorted(expected)}")
-        return Outcome(task.id, tables={name: to_arrow(name, cols, task) for name, cols in columns.items()})
+        tables = {name: to_arrow(name, cols, task) for name, cols in columns.items()}
+        payload = {n: tables[n] for n in PAYLOAD_TABLES} if task.kind == "sample" else None
+        return Outcome(task.id, parts={n: encode_part(n, task.id, t) for n, t in tables.items()},
+                       payload=payload)
     except Exception as err:  # noqa: BLE001 - every failure becomes a failures row
         return Outcome(task.id, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
 
 
-def warmup() -> float:
-    """Compile (or load from cache) every numba kernel once, before tasks fan out."""
+def warmup(hold_s: float = 0.0) -> float:
+    """Compile (or load from numba's cache) every kernel in this process, before tasks fan out.
+
+    ``hold_s`` keeps the worker busy a moment longer, so that warm-ups submitted together
+    land on different worker processes.
+    """
+    import time
+
     from workers import tasks as worker_tasks
 
-    return worker_tasks.warmup()
+    seconds = worker_tasks.warmup()
+    time.sleep(hold_s)
+    return seconds

@@ -96,11 +96,13 @@ def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
 
 def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,
               address: str | None = None, progress: Callable[[int], Any] | None = None,
-              on_start: Callable[[int], Any] | None = None, verify: bool = True) -> RunSummary:
+              on_start: Callable[[int], Any] | None = None, verify: bool = True,
+              on_ready: Callable[[], Any] | None = None) -> RunSummary:
     """Run every task of ``spec`` not yet done in ``out``; return what happened.
 
     ``on_start(n_to_run)`` is called once the skip-check is done; ``progress(1)`` after each task.
     ``verify`` hashes every committed part before trusting it (else sizes only).
+    ``on_ready()`` is called once the backend is up and its kernels compiled.
     Raises :class:`~orchestrator.store.LockError` if another live driver holds ``out``.
     """
     t0 = time.perf_counter()
@@ -108,12 +110,14 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     store = Store(out)
     store.acquire_lock()
     try:
-        return _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0)
+        return _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
+                           on_ready)
     finally:
         store.release_lock()
 
 
-def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0) -> RunSummary:
+def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
+                on_ready) -> RunSummary:
     store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
     store.clean_temporaries()
     manifests = store.manifests()
@@ -158,6 +162,8 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
     engine = make_backend(backend, workers, address)
     try:
         engine.start()
+        if on_ready:
+            on_ready()
         while ready or in_flight:
             while ready and len(in_flight) < engine.max_in_flight:
                 task = ready.pop(0)
@@ -167,7 +173,7 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
                 outcome = engine.outcome(handle)
                 summary.run += 1
                 if outcome.ok:
-                    store.write_task(task.kind, task.L, task.T, task.id, outcome.tables)
+                    store.write_task(task.kind, task.L, task.T, task.id, outcome.parts)
                     if dependents.get(task.id):
                         payloads[task.id] = engine.payload(handle)
                     for child in dependents.get(task.id, []):

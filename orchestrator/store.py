@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from .schemas import SCHEMAS
 
-__all__ = ["Store", "StoreError", "LockError", "Manifest"]
+__all__ = ["Store", "StoreError", "LockError", "Manifest", "encode_part"]
 
 _PART = re.compile(r"^part-([0-9a-f]{16})(?:-(\d+))?\.parquet$")
 _MANIFEST = re.compile(r"^(sample|train|flow)-([0-9a-f]{16})\.json$")
@@ -68,6 +68,21 @@ class Manifest:
     L: int
     task_id: str
     path: str
+
+
+def encode_part(table: str, task_id: str, data: pa.Table) -> bytes:
+    """A table as the bytes of its Parquet part, after checking it against its explicit schema.
+
+    Called where the task ran, so compression happens in parallel in the workers and the
+    driver only writes bytes.
+    """
+    schema = SCHEMAS[table]
+    if not data.schema.equals(schema):
+        raise StoreError(f"table {table!r} for task {task_id} does not match its schema: "
+                         f"got {data.schema.names}, expected {schema.names}")
+    sink = pa.BufferOutputStream()
+    pq.write_table(data, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 def _now() -> str:
@@ -154,24 +169,16 @@ class Store:
                 os.unlink(tmp)
             raise
 
-    def _encode(self, table: str, task_id: str, data: pa.Table) -> bytes:
-        schema = SCHEMAS[table]
-        if not data.schema.equals(schema):
-            raise StoreError(f"table {table!r} for task {task_id} does not match its schema: "
-                             f"got {data.schema.names}, expected {schema.names}")
-        sink = pa.BufferOutputStream()
-        pq.write_table(data, sink, compression="zstd")
-        return sink.getvalue().to_pybytes()
-
-    def write_task(self, kind: str, L: int, T: float, task_id: str, tables: dict[str, pa.Table]) -> None:
-        """Write all parts of one task, then its manifest (the commit)."""
+    def write_task(self, kind: str, L: int, T: float, task_id: str, encoded: dict[str, bytes]) -> None:
+        """Write all parts of one task (Parquet bytes from :func:`encode_part`), then its manifest
+        (the commit)."""
         parts = {}
-        for name in sorted(tables):
-            blob = self._encode(name, task_id, tables[name])
+        for name in sorted(encoded):
+            blob = encoded[name]
             path = self.part_path(name, L, task_id)
             self._write_bytes(path, blob)
             parts[name] = {"path": path[len(self.root) + 1:], "size": len(blob),
-                           "sha256": hashlib.sha256(blob).hexdigest(), "rows": tables[name].num_rows}
+                           "sha256": hashlib.sha256(blob).hexdigest()}
         manifest = {"task_id": task_id, "kind": kind, "L": L, "T": T, "parts": parts, "written_at": _now()}
         self._write_bytes(self.manifest_path(kind, L, task_id),
                           json.dumps(manifest, indent=1, sort_keys=True).encode())
@@ -179,7 +186,7 @@ class Store:
     def write_failure(self, L: int, task_id: str, table: pa.Table) -> None:
         attempt = table.column("attempt")[0].as_py()
         self._write_bytes(self.part_path("failures", L, task_id, attempt),
-                          self._encode("failures", task_id, table))
+                          encode_part("failures", task_id, table))
 
     def failure_attempts(self) -> dict[str, int]:
         """Number of recorded failed attempts per task id."""
