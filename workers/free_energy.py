@@ -128,9 +128,14 @@ def ising_energy(V, L):
     V = np.asarray(V)
     if V.ndim != 2 or V.shape[1] != L * L:
         raise ValueError(f"V must have shape (n, {L * L}) for L={L}, got {V.shape}")
-    S = V.reshape(-1, L, L).astype(np.int64)
-    bonds = S * np.roll(S, -1, axis=2) + S * np.roll(S, -1, axis=1)
-    return -bonds.sum(axis=(1, 2))
+    S = V.reshape(-1, L, L).astype(np.int8, copy=False)
+    H = np.empty(S.shape[0], dtype=np.int64)
+    chunk = max(1, (1 << 22) // (L * L))  # bounded memory for millions of configurations
+    for start in range(0, S.shape[0], chunk):
+        blk = S[start:start + chunk]
+        bonds = blk * np.roll(blk, -1, axis=2) + blk * np.roll(blk, -1, axis=1)  # int8, |.| <= 2
+        H[start:start + chunk] = -bonds.sum(axis=(1, 2), dtype=np.int64)
+    return H
 
 
 def bond_rbm(L, T):

@@ -33,6 +33,9 @@ __all__ = ["train_task", "held_out_split", "chain_major"]
 
 #: Gibbs steps of the short model chains behind F_model_mean at each checkpoint.
 MODEL_F_STEPS = 100
+#: At most this many RBM-generated configurations are recorded for the final observables: the
+#: chains are thinned to fit (successive Gibbs steps are strongly correlated anyway).
+MAX_RBM_DRAWS = 20_000
 
 
 def held_out_split(n: int, held_out: float, sample_task_id: str, root_seed: int
@@ -171,7 +174,9 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     # RBM-generated observables from persistent chains, beside the MC values of the same data.
     gibbs_rng = np.random.default_rng(gibbs_ss)
     n_chains, n_steps = cfg["gibbs_chains"], cfg["gibbs_steps"]
-    draws = rbm.sample(n_chains, n_steps, gibbs_rng, burn_in=n_steps // 5)
+    burn_in = n_steps // 5
+    thin = max(1, math.ceil(n_chains * (n_steps - burn_in) / MAX_RBM_DRAWS))
+    draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, burn_in=burn_in, thin=thin)
     e_rbm, m_rbm = _per_spin(chain_major(draws, n_chains), L)
     rbm_obs = thermodynamics(e_rbm, m_rbm, L, T)
     e_mc, m_mc = _per_spin(V, L)
