@@ -420,7 +420,7 @@ def parse_spec(raw: dict) -> SweepSpec:
                             f"a multiple of rg_flow.block ({rg_flow.block}) with L / block >= 4")
         if not rg_flow.sizes_for(tuple(sorted(sizes))):
             raise _fail("sweep.lattice_sizes", sorted(sizes),
-                        f"to contain a size L with L / rg_flow.block >= 4 for the [rg_flow] stage")
+                        f"to contain a size L with L / rg_flow.block ({rg_flow.block}) >= 4 for [rg_flow]")
         for L in rg_flow.sizes_for(tuple(sorted(sizes))):
             for i, nh in enumerate(rg_flow.layers):
                 if resolve_units(nh, L * L) < 1:

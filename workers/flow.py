@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alignment import block_alignment, block_correlation
 from .rbm import RBM
 from .rgflow import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
-from .spectra import marchenko_pastur_edges, spectrum_summary, wishart_eigenvalues
+from .rbm_tables import alignment_rows, spectrum_rows, stack, with_constants
+from .tasks import samples_array
 from .stacked import field_extent, projected_fields, rbm_flow, train_stack
 
 __all__ = ["flow_task", "mc_curves"]
@@ -28,13 +28,6 @@ __all__ = ["flow_task", "mc_curves"]
 #: Configurations per temperature followed through the RBM flow.
 RBM_FLOW_CONFIGS = 500
 _NAN = float("nan")
-
-
-def _unpack(samples, L):
-    from .tasks import unpack_spins
-
-    order = np.argsort(np.asarray(samples.column("index")))
-    return unpack_spins(samples.column("spins").to_pylist(), L * L)[order]
 
 
 def mc_curves(ising_tables) -> dict[str, np.ndarray]:
@@ -85,39 +78,24 @@ class _LayerTables:
         key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg["method"],
                "rbm_seed": 0, "layer": layer, "epoch": cfg["epochs"]}
         self.rows["rbm_params"].append({**key, "init_std": cfg["init_std"], "a": a, "b": b, "W": W.ravel()})
-        eigs = wishart_eigenvalues(W)
-        lo, hi = marchenko_pastur_edges(cfg["init_std"], n_v, n_h)
-        s = spectrum_summary(eigs, cfg["init_std"], n_v, n_h)
-        n = len(eigs)
-        self.rows["spectra"].append({**{k: [v] * n for k, v in key.items()}, "rank": np.arange(n),
-                                     "eigenvalue": eigs, "mp_lower": [lo] * n, "mp_upper": [hi] * n,
-                                     "lambda_max": [s["lambda_max"]] * n, "n_outliers": [s["n_outliers"]] * n,
-                                     "effective_rank": [s["effective_rank"]] * n,
-                                     "numerical_rank": [s["numerical_rank"]] * n,
-                                     "psd_ok": [bool(s["psd_ok"])] * n, "rank_ok": [bool(s["rank_ok"])] * n})
+        self.rows["spectra"].append(with_constants(spectrum_rows(W, cfg["init_std"]), **key))
         # Alignment of the receptive field projected to the lattice; the blocks a layer of depth
-        # k should see are b^k wide (block-spin RG), capped at L/2.
+        # k should see are b^k wide (block-spin RG), capped at L/2.  corr only for layer 1,
+        # whose projected field is its own W.
         target = min(cfg["block"] ** layer, L // 2)
         mean_at_target = _NAN
-        units = field.shape[1]
+        corr_from = {"b_hidden": b, "V": V_test} if layer == 1 else {}
         for block in cfg["block_sizes"]:
-            al = block_alignment(field, L, block)
-            corr = (block_correlation(W, b, L, block, al["row"], al["col"], V_test) if layer == 1 and V_test is not None
-                    else np.full(units, _NAN))
-            self.rows["rg_alignment"].append({
-                **{k: [v] * units for k, v in {**key, "n_visible": L * L}.items()}, "unit": np.arange(units),
-                "block": [block] * units, "score": al["score"], "baseline": al["baseline"],
-                "row": al["row"], "col": al["col"], "corr": corr})
+            rows = alignment_rows(field, L, block, **corr_from)
+            self.rows["rg_alignment"].append(with_constants(rows, **{**key, "n_visible": L * L}))
             if block == target:
-                mean_at_target = float(np.mean(al["score"]))
+                mean_at_target = float(np.mean(rows["score"]))
         return mean_at_target
 
     def columns(self) -> dict[str, dict]:
-        out = {"rbm_params": {k: [r[k] for r in self.rows["rbm_params"]] for k in self.rows["rbm_params"][0]}}
-        for name in ("spectra", "rg_alignment"):
-            blocks = self.rows[name]
-            out[name] = {k: np.concatenate([np.asarray(blk[k]) for blk in blocks]) for k in blocks[0]}
-        return out
+        params = self.rows["rbm_params"]
+        return {"rbm_params": {k: [r[k] for r in params] for k in params[0]},
+                "spectra": stack(self.rows["spectra"]), "rg_alignment": stack(self.rows["rg_alignment"])}
 
 
 def _rbm_kwargs(cfg: dict) -> dict:
@@ -164,7 +142,7 @@ def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg["sources"]])}
     for Lc, members in cfg["curves"]:
         curves[Lc] = mc_curves([inputs[s]["ising"] for _, s in members])
-    data = {s: _unpack(inputs[s]["samples"], L) for _, s in cfg["sources"]}
+    data = {s: samples_array(inputs[s]["samples"], L * L) for _, s in cfg["sources"]}
     layers = _LayerTables(cfg)
     rows = []
     blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)

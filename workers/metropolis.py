@@ -150,7 +150,6 @@ def _metropolis_reference(spins, beta, n_sweeps, rng_state):
     """
     L = spins.shape[0]
     rows, cols = np.indices((L, L))
-    table = acceptance_table(beta)
     accepted = 0
     for _ in range(n_sweeps):
         for colour in range(2):

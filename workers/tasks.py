@@ -17,7 +17,7 @@ from .exact import kaufman
 from .ising import simulate
 from .observables import thermodynamics
 
-__all__ = ["RUNNERS", "sample_task", "pack_spins", "unpack_spins", "warmup"]
+__all__ = ["RUNNERS", "sample_task", "pack_spins", "unpack_spins", "samples_array", "warmup"]
 
 
 def pack_spins(samples: np.ndarray) -> list[bytes]:
@@ -36,6 +36,12 @@ def unpack_spins(packed, n_sites: int) -> np.ndarray:
         return np.empty((0, n_sites), dtype=np.int8)
     bits = np.unpackbits(np.stack(rows), axis=1, count=n_sites)
     return (2 * bits.astype(np.int8) - 1).astype(np.int8)
+
+
+def samples_array(samples, n_sites: int) -> np.ndarray:
+    """A ``samples`` table (index, spins packed) -> (n, n_sites) int8 +-1 in stored order."""
+    order = np.argsort(np.asarray(samples.column("index")))
+    return unpack_spins(samples.column("spins").to_pylist(), n_sites)[order]
 
 
 def _seed_sequence(config: dict, spawn_key) -> np.random.SeedSequence:

@@ -20,13 +20,13 @@ import time
 
 import numpy as np
 
-from .alignment import block_alignment, block_correlation
 from .exact import kaufman
 from .free_energy import heff_fit, ising_energy, kl_per_spin, rbm_free_energy
 from .observables import thermodynamics
 from .partition import log_partition
 from .rbm import RBM
-from .spectra import marchenko_pastur_edges, spectrum_summary, wishart_eigenvalues
+from .rbm_tables import alignment_rows, spectrum_rows, stack, with_constants
+from .tasks import samples_array
 from .transport import transport_path, wasserstein1
 
 __all__ = ["train_task", "held_out_split", "chain_major"]
@@ -109,30 +109,12 @@ class _Checkpoints:
         self.last = row
 
     def _spectra(self, epoch, W) -> None:
-        cfg = self.cfg
-        eigs = wishart_eigenvalues(W)
-        lo, hi = marchenko_pastur_edges(cfg["init_std"], cfg["n_visible"], cfg["n_hidden"])
-        s = spectrum_summary(eigs, cfg["init_std"], cfg["n_visible"], cfg["n_hidden"])
-        n = len(eigs)
-        self.rows["spectra"].append({
-            "epoch": np.full(n, epoch), "rank": np.arange(n), "eigenvalue": eigs,
-            "mp_lower": np.full(n, lo), "mp_upper": np.full(n, hi),
-            "lambda_max": np.full(n, s["lambda_max"]), "n_outliers": np.full(n, s["n_outliers"]),
-            "effective_rank": np.full(n, s["effective_rank"]),
-            "numerical_rank": np.full(n, s["numerical_rank"]),
-            "psd_ok": np.full(n, bool(s["psd_ok"])), "rank_ok": np.full(n, bool(s["rank_ok"])),
-        })
+        self.rows["spectra"].append(with_constants(spectrum_rows(W, self.cfg["init_std"]), epoch=epoch))
 
     def _alignment(self, epoch, W, b_hidden) -> None:
-        n_h = W.shape[1]
         for block in self.cfg["block_sizes"]:
-            al = block_alignment(W, self.L, block)
-            corr = block_correlation(W, b_hidden, self.L, block, al["row"], al["col"], self.test)
-            self.rows["rg_alignment"].append({
-                "epoch": np.full(n_h, epoch), "unit": np.arange(n_h), "block": np.full(n_h, block),
-                "score": al["score"], "baseline": np.full(n_h, al["baseline"]),
-                "row": al["row"], "col": al["col"], "corr": corr,
-            })
+            rows = alignment_rows(W, self.L, block, b_hidden=b_hidden, V=self.test)
+            self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
 
 
 def _columns(rows: list[dict]) -> dict:
@@ -140,20 +122,11 @@ def _columns(rows: list[dict]) -> dict:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def _concat(blocks: list[dict]) -> dict:
-    """Blocks of equal-length column arrays (one block per checkpoint and b) -> one column dict."""
-    return {k: np.concatenate([np.asarray(blk[k]) for blk in blocks]) for k in blocks[0]}
-
-
 def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     """Train one RBM variant and measure it; returns the columns of the six training tables."""
-    from .tasks import unpack_spins  # the shared bit-packing convention
-
     cfg = config
     L, T, N = cfg["L"], cfg["T"], cfg["L"] * cfg["L"]
-    samples = inputs[cfg["sample_task"]]["samples"]
-    order = np.argsort(np.asarray(samples.column("index")))
-    V = unpack_spins(samples.column("spins").to_pylist(), N)[order]
+    V = samples_array(inputs[cfg["sample_task"]]["samples"], N)
     train_idx, test_idx = held_out_split(len(V), cfg["held_out"], cfg["sample_task"], cfg["seed"])
     train, test = V[train_idx], V[test_idx]
 
@@ -187,8 +160,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
            "method": cfg["method"], "rbm_seed": cfg["rbm_seed"], "layer": 1}
 
     def with_key(columns: dict) -> dict:
-        n = len(next(iter(columns.values())))
-        return {**{k: [v] * n for k, v in key.items()}, **columns}
+        return with_constants(columns, **key)
 
     final = checkpoints.last
     obs_keys = ("e", "e_err", "m_abs", "m_abs_err", "C", "C_err", "chi", "chi_err")
@@ -207,8 +179,8 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     return {
         "rbm_params": with_key(_columns(checkpoints.rows["rbm_params"])),
         "free_energy": with_key(_columns(checkpoints.rows["free_energy"])),
-        "spectra": with_key(_concat(checkpoints.rows["spectra"])),
-        "rg_alignment": with_key(_concat(checkpoints.rows["rg_alignment"])),
+        "spectra": with_key(stack(checkpoints.rows["spectra"])),
+        "rg_alignment": with_key(stack(checkpoints.rows["rg_alignment"])),
         "transport": with_key({"epoch": checkpoints.epochs, **{k: list(v) for k, v in path.items()}}),
         "rbm": rbm_row,
     }
