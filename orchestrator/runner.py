@@ -146,8 +146,9 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
     def inputs_for(task: Task) -> dict[str, Any]:
         inputs = {}
         for d in task.deps:
-            inputs[d] = payloads[d] if d in payloads else {
-                name: store.read_part(name, plan_by_id[d].L, d) for name in PAYLOAD_TABLES}
+            if d not in payloads:  # finished in an earlier run: read once, share with its siblings
+                payloads[d] = {name: store.read_part(name, plan_by_id[d].L, d) for name in PAYLOAD_TABLES}
+            inputs[d] = payloads[d]
             remaining = [x for x in dependents.get(d, []) if x.id != task.id]
             dependents[d] = remaining
             if not remaining:

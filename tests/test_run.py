@@ -160,3 +160,22 @@ def test_validate_prints_task_count_and_estimate(capsys):
     assert main(["validate", str(QUICK)]) == 0
     out = capsys.readouterr().out
     assert f"tasks: {len(make_plan(load_spec(QUICK)))}" in out and "estimated" in out
+
+
+def test_adding_the_rbm_stage_later_trains_on_the_stored_samples(tmp_path, capsys):
+    """Sample tasks done in an earlier run feed training tasks from the store: same tables as one run."""
+    first = tmp_path / "first.toml"
+    first.write_text(SMALL.split("[rbm]")[0])
+    both = tmp_path / "both.toml"
+    both.write_text(SMALL)
+    staged, single = tmp_path / "staged", tmp_path / "single"
+    assert main(["run", str(first), "--out", str(staged), "--backend", "serial", "--quiet"]) == 0
+    assert main(["run", str(both), "--out", str(staged), "--backend", "process", "--workers", "2",
+                 "--quiet"]) == 0
+    plan = make_plan(load_spec(both))
+    assert f"{plan.count('train')} run, {plan.count('sample')} skipped" in capsys.readouterr().out
+    assert main(["run", str(both), "--out", str(single), "--backend", "serial", "--quiet"]) == 0
+    a, b = tables_of(staged), tables_of(single)
+    assert a.keys() == b.keys() and "rbm" in a
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
