@@ -1,7 +1,7 @@
 """From a validated spec to a DAG of frozen tasks with content-hash ids and id-derived seeds.
 
-A task's id is the SHA-256 of the canonical JSON of ``{kind, config, schema}`` (sorted keys, no
-whitespace), cut to 16 hex digits — never a grid index or a timestamp (model: signac's job id).
+A task's id is the SHA-256 of the canonical JSON of ``{kind, config, schema}``, plus ``code``
+when the kind's :data:`CODE_VERSIONS` entry is past 1 (sorted keys, no whitespace), cut to 16 hex digits — never a grid index or a timestamp (model: signac's job id).
 Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so adding a
 temperature leaves every other task's stream, and result, unchanged (DESIGN.md, identity).
 
@@ -28,10 +28,19 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+#: Version of the code that computes each kind of task, bumped when that code's results change
+#: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
+#: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
+#: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
+CODE_VERSIONS = {"sample": 1, "train": 2, "flow": 2}
+
+
 def task_id(kind: str, config: dict) -> str:
-    """Content hash of a task: 16 hex digits of SHA-256 over canonical JSON + schema version."""
-    blob = _canonical({"kind": kind, "config": config, "schema": SCHEMA_VERSION})
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Content hash of a task: 16 hex digits of SHA-256 over canonical JSON, schema and code versions."""
+    doc = {"kind": kind, "config": config, "schema": SCHEMA_VERSION}
+    if CODE_VERSIONS.get(kind, 1) != 1:
+        doc["code"] = CODE_VERSIONS[kind]
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()[:16]
 
 
 def spawn_key(tid: str) -> tuple[int, ...]:

@@ -9,6 +9,28 @@ from scipy.stats import chisquare
 from workers.free_energy import bond_rbm, ising_energy, nll_per_spin
 from workers.partition import log_partition_exact
 from workers.rbm import RBM
+from workers.rbm_kernels import LANES
+
+
+class LaneStream:
+    """Plain-numpy replay of workers.rbm_kernels' random stream (module docstring there)."""
+
+    def __init__(self, rng):
+        self.s0, self.s1 = rng.integers(0, 2**64, size=(2, LANES), dtype=np.uint64)
+
+    def uniforms(self, rows, n):
+        n_blocks = -(-n // (2 * LANES))
+        out = np.empty((rows, n), np.float32)
+        for r in range(rows):
+            words = []
+            for _ in range(n_blocks):
+                x, y = self.s0, self.s1
+                words.append(x + y)
+                x = x ^ (x << np.uint64(23))
+                self.s0, self.s1 = y, x ^ y ^ (x >> np.uint64(18)) ^ (y >> np.uint64(5))
+            halves = np.concatenate(words).astype("<u8").view("<u4")[:n]
+            out[r] = (halves >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+        return out
 
 
 def states(n, spins):
@@ -68,13 +90,13 @@ def test_gibbs_kernel_equals_reference():
     model = tiny_model(n_v=12, n_h=5, seed=2)
     W, a, b = model.W_, model.a_, model.b_
     V0 = np.where(np.random.default_rng(0).random((40, 12)) < 0.5, 1, -1).astype(np.int8)
-    rng = np.random.default_rng(3)
+    lanes = LaneStream(np.random.default_rng(3))
     v = V0.astype(np.float32)
     for _ in range(5):
         ph = expit(v @ W + b)
-        h = (rng.random(ph.shape, dtype=np.float32) < ph).astype(np.float32)
+        h = (lanes.uniforms(40, 5) < ph).astype(np.float32)
         pv = expit(2 * (h @ W.T + a))
-        v = np.where(rng.random(pv.shape, dtype=np.float32) < pv, 1, -1).astype(np.float32)
+        v = np.where(lanes.uniforms(40, 12) < pv, 1, -1).astype(np.float32)
     assert_array_equal(model.gibbs(V0, 5, np.random.default_rng(3)), v.astype(np.int8))
 
 
@@ -140,6 +162,7 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
     m_max = min(batch_size, n)
     if method == "pcd":  # chains start at random training rows
         chains = V[rng.choice(n, size=m_max, replace=False)].astype(f32)
+    lanes = LaneStream(rng)  # Gibbs draws; the minibatch orders stay with rng
     vel = [np.zeros_like(W), np.zeros_like(a), np.zeros_like(b)]
     total, t = epochs * -(-n // m_max), 0
     for _ in range(epochs):
@@ -151,9 +174,9 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
             vn = vp.copy() if method == "cd" else chains[:m]
             phn = expit(vn @ W + b)
             for _ in range(k):
-                h = (rng.random(phn.shape, dtype=f32) < phn).astype(f32)
+                h = (lanes.uniforms(m, n_h) < phn).astype(f32)
                 pv = expit((h @ W.T + a) * f32(2))
-                vn = np.where(rng.random(pv.shape, dtype=f32) < pv, f32(1), f32(-1))
+                vn = np.where(lanes.uniforms(m, n_v) < pv, f32(1), f32(-1))
                 phn = expit(vn @ W + b)
             if method == "pcd":
                 chains[:m] = vn

@@ -20,6 +20,7 @@ Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
 import numpy as np
 from scipy.special import expit
 
+from . import rbm_kernels as K
 from .free_energy import rbm_free_energy
 from .partition import visible_bias_from_data
 
@@ -45,51 +46,40 @@ def _as_spins(V, n_visible=None, name="V"):
     return V.astype(np.int8, copy=False)
 
 
-def _hidden_proba32(V, W, b, out):
-    """out <- sigmoid(V W + b); float32 buffers, rows of V and out aligned."""
-    np.matmul(V, W, out=out)
-    out += b
-    return expit(out, out=out)
-
-
-def _visible_proba32(H, W, a, out):
-    """out <- p(v = +1 | H) = sigmoid(2 (H W^T + a))."""
-    np.matmul(H, W.T, out=out)
-    out += a
-    out *= 2.0
-    return expit(out, out=out)
-
-
-def _bernoulli32(P, rng, rbuf, out, spins=False):
-    """out <- (uniform < P), as 1/0 or, with spins, as +1/-1 (float32, in place)."""
-    rng.random(out=rbuf, dtype=np.float32)
-    np.less(rbuf, P, out=out)
-    if spins:
-        out *= 2.0
-        out -= 1.0
-    return out
-
-
 class _Buffers:
-    """float32 work arrays for up to m chains (rows) of an (n_visible, n_hidden) RBM."""
+    """float32 work arrays for up to m chains (rows) of an (n_visible, n_hidden) RBM.
+
+    ``v`` and ``ph`` hold the chains and p(h = 1 | v) (first m rows); ``h`` the sampled hidden
+    units; ``pv`` the visible pre-activations; ``words`` one row of random words.
+    """
 
     def __init__(self, m, n_visible, n_hidden):
-        self.v, self.pv, self.rv = np.empty((3, m, n_visible), np.float32)
-        self.ph, self.h, self.rh = np.empty((3, m, n_hidden), np.float32)
+        self.v, self.pv = np.empty((2, m, n_visible), np.float32)
+        self.ph, self.h = np.empty((2, m, n_hidden), np.float32)
+        self.words = np.empty(max(K.words_per_row(n_visible), K.words_per_row(n_hidden)),
+                              np.uint64)
+        self.sum_v, self.sum_h = np.empty(n_visible, np.float32), np.empty(n_hidden, np.float32)
 
 
-def _gibbs32(buf, m, k, W, a, b, rng):
-    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place.
+def _hidden(buf, v, ph, W, b, lanes, sign=1.0, sample=True):
+    """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v)."""
+    np.matmul(v, W, out=ph)
+    K.hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
 
-    On entry and exit buf.ph[:m] = p(h = 1 | buf.v[:m]). Row slices of C-contiguous buffers
-    are contiguous, so BLAS writes straight into them.
-    """
-    v, ph, h, pv, rh, rv = (x[:m] for x in (buf.v, buf.ph, buf.h, buf.pv, buf.rh, buf.rv))
+
+def _visible(buf, m, W, a, v, lanes):
+    """v <- v ~ p(v | buf.h[:m]) (+-1 float32)."""
+    pv = buf.pv[:m]
+    np.matmul(buf.h[:m], W.T, out=pv)
+    K.visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
+
+
+def _gibbs32(buf, m, k, W, a, b, lanes):
+    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place."""
+    v, ph = buf.v[:m], buf.ph[:m]
     for _ in range(k):
-        _bernoulli32(ph, rng, rh, h)
-        _visible_proba32(h, W, a, pv)
-        _bernoulli32(pv, rng, rv, v, spins=True)
-        _hidden_proba32(v, W, b, ph)
+        _hidden(buf, v, ph, W, b, lanes)
+        _visible(buf, m, W, a, v, lanes)
 
 
 class RBM:
@@ -273,48 +263,50 @@ class RBM:
             callback(0, self)
 
         W, a, b = self.W_, self.a_, self.b_
-        velocity = (np.zeros_like(W), np.zeros_like(a), np.zeros_like(b))
-        grad_W, tmp_W = np.empty_like(W), np.empty_like(W)
-        vpos, phpos = np.empty((m_max, n_v), np.float32), np.empty((m_max, n_h), np.float32)
-        neg = _Buffers(m_max, n_v, n_h)
+        vel_W, vel_a, vel_b = np.zeros_like(W), np.zeros_like(a), np.zeros_like(b)
+        G = np.empty_like(W)
+        # Rows [0, m) of the stacked buffers are the negative chains, rows [m, 2m) the
+        # minibatch, so that one matmul VV^T PP gives <v p(h|v)>_data - <v p(h|v)>_neg with
+        # PP's negative half stored as -p(h|v). PCD's chains persist in rows [0, m).
+        VV, PP = np.empty((2 * m_max, n_v), np.float32), np.empty((2 * m_max, n_h), np.float32)
+        buf = _Buffers(m_max, n_v, n_h)
+        sum_vp, sum_php = np.empty(n_v, np.float32), np.empty(n_h, np.float32)
         if self.method == "pcd":
-            neg.v[:] = V[rng.choice(n, size=m_max, replace=False)]
+            VV[:m_max] = V[rng.choice(n, size=m_max, replace=False)]
+        lanes = K.make_lanes(rng)
         starts = range(0, n, m_max)
         total = int(self.epochs) * len(starts)
+        mu = np.float32(self.momentum)
+        l1, l2 = np.float32(self.l1), np.float32(self.l2)
 
         for epoch in range(1, int(self.epochs) + 1):
             order = rng.permutation(n)
             for s in starts:
                 idx = order[s:s + m_max]
                 m = idx.size
-                vp, php, vn, phn = vpos[:m], phpos[:m], neg.v[:m], neg.ph[:m]
-                np.copyto(vp, V[idx])
-                _hidden_proba32(vp, W, b, php)
-                if self.method == "cd":
-                    np.copyto(vn, vp)
-                    np.copyto(phn, php)
-                else:
-                    _hidden_proba32(vn, W, b, phn)
-                _gibbs32(neg, m, k, W, a, b, rng)
-
-                np.matmul(vp.T, php, out=grad_W)
-                grad_W -= np.matmul(vn.T, phn, out=tmp_W)
-                grad_W *= 1.0 / m
-                if self.l2:
-                    grad_W -= np.float32(self.l2) * W
-                if self.l1:
-                    grad_W -= np.float32(self.l1) * np.sign(W)
-                lr, mu = np.float32(self._lr(self.n_updates_, total)), np.float32(self.momentum)
-                grads = (grad_W, vp.mean(axis=0) - vn.mean(axis=0),
-                         php.mean(axis=0) - phn.mean(axis=0))
-                for theta, vel, grad in zip((W, a, b), velocity, grads):
-                    vel *= mu
-                    vel += lr * grad
-                    theta += vel
+                vn, vp, phn, php = VV[:m], VV[m:2 * m], PP[:m], PP[m:2 * m]
+                # a short last minibatch uses the first m PCD chains; keep the others
+                idle = VV[m:m_max].copy() if self.method == "pcd" and m < m_max else None
+                K.gather_rows(V, idx, vp, sum_vp)
+                # positive phase; for CD the chains start at the minibatch: h drawn from php
+                _hidden(buf, vp, php, W, b, lanes, sample=self.method == "cd")
+                np.copyto(sum_php, buf.sum_h)
+                if self.method == "pcd":
+                    _hidden(buf, vn, phn, W, b, lanes)
+                for step in range(k):
+                    _visible(buf, m, W, a, vn, lanes)
+                    _hidden(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
+                np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
+                lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
+                K.update_weights(W, vel_W, G, mu, lr, inv_m, l2, l1)
+                K.update_bias(a, vel_a, sum_vp, buf.sum_v, mu, lr, inv_m)
+                K.update_bias(b, vel_b, sum_php, buf.sum_h, mu, lr, inv_m)
+                if idle is not None:
+                    VV[m:m_max] = idle
                 self.n_updates_ += 1
             self.epochs_done_ = epoch
             if self.method == "pcd":
-                self.persistent_chains_ = neg.v.astype(np.int8)
+                self.persistent_chains_ = VV[:m_max].astype(np.int8)
             if callback is not None and epoch in checkpoints:
                 callback(epoch, self)
         return self
@@ -354,8 +346,7 @@ class RBM:
         V = _as_spins(V, self.W_.shape[0])
         buf = _Buffers(V.shape[0], *self.W_.shape)
         buf.v[:] = V
-        _hidden_proba32(buf.v, self.W_, self.b_, buf.ph)
-        _gibbs32(buf, V.shape[0], int(k), self.W_, self.a_, self.b_, rng)
+        _gibbs32(buf, V.shape[0], int(k), self.W_, self.a_, self.b_, K.make_lanes(rng))
         return buf.v.astype(np.int8)
 
     def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0):
@@ -386,17 +377,17 @@ class RBM:
                              f"{n_chains}, {n_steps}, {thin}, {burn_in}")
         buf = _Buffers(n_chains, n_v, n_h)
         if init is None:
-            _bernoulli32(np.float32(0.5), rng, buf.rv, buf.v, spins=True)
+            buf.v[:] = np.where(rng.random((n_chains, n_v)) < 0.5, 1, -1)
         else:
             init = _as_spins(init, n_v, "init")
             if init.shape[0] != n_chains:
                 raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
             buf.v[:] = init
-        _hidden_proba32(buf.v, self.W_, self.b_, buf.ph)
-        _gibbs32(buf, n_chains, burn_in, self.W_, self.a_, self.b_, rng)
+        lanes = K.make_lanes(rng)
+        _gibbs32(buf, n_chains, burn_in, self.W_, self.a_, self.b_, lanes)
         n_records = n_steps // thin
         out = np.empty((n_records, n_chains, n_v), np.int8)
         for r in range(n_records):
-            _gibbs32(buf, n_chains, thin, self.W_, self.a_, self.b_, rng)
+            _gibbs32(buf, n_chains, thin, self.W_, self.a_, self.b_, lanes)
             out[r] = buf.v
         return out.reshape(n_records * n_chains, n_v)

@@ -112,4 +112,10 @@ def warmup() -> float:
     seed = np.random.SeedSequence(0)
     for algorithm in ("metropolis", "wolff", "multispin"):
         simulate(4, 2.5, algorithm, 2, 2, 1, seed)
+    from .rbm import RBM
+
+    V = np.where(np.random.default_rng(0).random((8, 4)) < 0.5, 1, -1).astype(np.int8)
+    for method in ("cd", "pcd"):
+        RBM(2, method=method, batch_size=4, epochs=1, random_state=0).fit(V).sample(
+            2, 1, np.random.default_rng(0))
     return time.perf_counter() - t0
