@@ -92,3 +92,24 @@ def test_workers_never_import_ray_and_layers_stay_apart():
                      if re.search(r"^\s*(import|from)\s+ray\b", p.read_text(), re.M)]
     assert offenders == []
     assert set(ray_importers) <= {"backends.py"}
+
+
+def test_code_versions_change_the_ids_of_their_kind_only():
+    import hashlib
+    import json
+
+    from orchestrator.plan import CODE_VERSIONS, task_id
+    from orchestrator.schemas import SCHEMA_VERSION
+
+    cfg = {"L": 8, "T": 2.5, "seed": 1}
+
+    def unversioned(kind):
+        blob = json.dumps({"kind": kind, "config": cfg, "schema": SCHEMA_VERSION},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    assert CODE_VERSIONS["sample"] == 1
+    assert task_id("sample", cfg) == unversioned("sample")  # stored Monte Carlo stays valid
+    for kind in ("train", "flow"):
+        assert CODE_VERSIONS[kind] > 1
+        assert task_id(kind, cfg) != unversioned(kind)
