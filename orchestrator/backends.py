@@ -9,10 +9,12 @@ This is the only module that imports Ray (DESIGN.md, layers), and only inside :c
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing
 import os
 import time
 import traceback
+from contextlib import contextmanager
 from typing import Any
 
 from .execute import FAULT_ENV, THREAD_ENV, Outcome, limit_threads, payload_of, run_task, warmup
@@ -121,10 +123,24 @@ class ProcessBackend:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+@contextmanager
+def _environ(values: dict[str, str]):
+    """os.environ with ``values`` set (existing entries win), restored on exit."""
+    added = [name for name in values if name not in os.environ]
+    for name in added:
+        os.environ[name] = values[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def _ray_run(task: Task, dep_ids: tuple[str, ...], *dep_values: Any) -> tuple[Outcome, Any]:
     """Ray entry point: refs passed as top-level arguments arrive resolved (nested ones would not)."""
     outcome = run_task(task, dict(zip(dep_ids, dep_values)))
-    return outcome, payload_of(outcome)
+    # the payload travels once, as its own object; the driver only needs the encoded parts
+    return dataclasses.replace(outcome, payload=None), payload_of(outcome)
 
 
 class RayBackend:
@@ -182,9 +198,13 @@ class RayBackend:
             from ray._private import ray_constants
 
             ray_constants.ENABLE_RAY_CLUSTER = False
-            ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", log_to_driver=False,
-                     runtime_env={"env_vars": env}, configure_logging=False)
+            # The workers inherit the environment from the raylet, which inherits it from this
+            # process. A runtime_env would instead make Ray start new workers for it, beside
+            # the ones it prestarts at init, during the first seconds of the sweep.
+            with _environ(env):
+                ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
+                         _node_ip_address="127.0.0.1", log_to_driver=False,
+                         configure_logging=False)
             self._started_here = True
         else:
             ray.init(address=self.address, log_to_driver=False, runtime_env={"env_vars": env})

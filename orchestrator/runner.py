@@ -175,8 +175,10 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
                 summary.run += 1
                 if outcome.ok:
                     store.write_task(task.kind, task.L, task.T, task.id, outcome.parts)
-                    if dependents.get(task.id):
-                        payloads[task.id] = engine.payload(handle)
+                    if task.kind == "sample":  # always taken: the backend then holds no reference
+                        payload = engine.payload(handle)
+                        if dependents.get(task.id):
+                            payloads[task.id] = payload
                     for child in dependents.get(task.id, []):
                         waiting[child.id].remove(task.id)
                         if not waiting[child.id]:

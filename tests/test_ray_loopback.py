@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from orchestrator.execute import THREAD_ENV
+
 # Runs in a fresh interpreter (with the cluster switch forced on, the worst case): starts the embedded backend exactly as `rgsweep run` does, then
 # lists every listening TCP socket owned by this process or any of its descendants.
 SCRIPT = r"""
@@ -54,17 +56,20 @@ def listening():
                     out[cols[9]] = cols[1]
     return out
 
+from orchestrator.execute import THREAD_ENV
 backend = RayBackend(workers=2)
 backend.start()
 import ray
-ray.get([ray.remote(lambda: 1).remote() for _ in range(2)])
+worker_env = ray.get([ray.remote(lambda: ({k: os.environ.get(k) for k in THREAD_ENV}, os.getpid()))
+                      .remote() for _ in range(2)])
+driver_env = {k: os.environ.get(k) for k in THREAD_ENV}
 listen = listening()
 found = []
 for pid in children_of(os.getpid()):
     for inode in socket_inodes(pid):
         if inode in listen:
             found.append(listen[inode])
-print(json.dumps(found))
+print(json.dumps({"listen": found, "worker_env": worker_env, "driver_env": driver_env}))
 backend.close()
 """
 
@@ -75,10 +80,16 @@ LOOPBACK_HEX = {"0100007F",                                   # 127.0.0.1 (tcp)
 
 @pytest.mark.ray
 def test_embedded_ray_listens_on_loopback_only():
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
+                            env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    addresses = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # the workers compute in one thread; the driver's environment is left as it was
+    for env_of_worker, _pid in seen["worker_env"]:
+        assert env_of_worker == THREAD_ENV
+    assert set(seen["driver_env"].values()) == {None}
+    addresses = seen["listen"]
     assert len(addresses) >= 3  # gcs, raylet, workers: the check saw Ray's sockets
     hosts = {addr.split(":")[0] for addr in addresses}
     assert hosts <= LOOPBACK_HEX, f"non-loopback listeners: {sorted(hosts - LOOPBACK_HEX)}"
