@@ -223,6 +223,13 @@ def suite_rbm(quick: bool) -> list[dict]:
         limits = threadpool_limits(1)
     except ImportError:
         limits = None
+    if limits is not None:  # the peers and rgsweep share numpy's BLAS: say which kernels
+        from threadpoolctl import threadpool_info
+        for lib in threadpool_info():
+            if lib.get("internal_api") in ("openblas", "mkl", "blis"):
+                _note(f"{lib['internal_api']} {lib.get('version')} "
+                      f"({lib.get('architecture') or lib.get('threading_layer')}), "
+                      f"{lib.get('num_threads')} thread(s): {os.path.basename(lib['filepath'])}")
     try:
         for n_v, n_h in sizes:
             out += _rbm_size(n_v, n_h, n_rows, epochs, reps, RBM, torch, BernoulliRBM)

@@ -7,8 +7,10 @@ Conventions (DESIGN.md, RBM; paper eqs. 15-17): v in {-1,+1}^{n_v}, h in {0,1}^{
     p(h_j = 1 | v)  = sigmoid(b_j + (v^T W)_j),
     p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i)).
 
-Training runs in float32 with BLAS matmuls into preallocated buffers; measurements
-(free energies, conditional probabilities) run in float64.
+Training and Gibbs sampling run in float32: BLAS matmuls into preallocated buffers, each
+followed by one fused numba pass (bias, sigmoid, Bernoulli draw, column sums; see
+:mod:`workers.rbm_kernels`). Measurements (free energies, conditional probabilities) run in
+float64.
 
 References
 ----------
@@ -118,8 +120,10 @@ class RBM:
         (:func:`workers.partition.visible_bias_from_data`, pseudo-count 1).
     random_state : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Turned into one Generator at the start of :meth:`fit`, which draws the initial weights,
-        the minibatch orders and every Gibbs sample. An int or SeedSequence makes fit
-        deterministic; a Generator is consumed, so two fits with it differ.
+        the PCD chains' starting rows, the seeds of the Gibbs samplers' random lanes
+        (:func:`workers.rbm_kernels.make_lanes`) and the minibatch orders. An int or
+        SeedSequence makes fit deterministic; a Generator is consumed, so two fits with it
+        differ.
 
     Attributes
     ----------
