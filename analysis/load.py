@@ -20,7 +20,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-__all__ = ["TABLES", "committed_tasks", "read_table", "load", "Dataset", "unpack_spins"]
+__all__ = ["TABLES", "committed_tasks", "planned_tasks", "read_table", "load", "Dataset",
+           "unpack_spins"]
 
 TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
           "rg_alignment", "transport", "rg_flow", "failures")
@@ -45,8 +46,22 @@ def committed_tasks(out: str | os.PathLike) -> set[str]:
             if info.type == pafs.FileType.File and info.base_name.endswith(".json")}
 
 
-def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None
-               ) -> pd.DataFrame:
+def planned_tasks(out: str | os.PathLike) -> set[str] | None:
+    """Task ids of the spec and code that last ran on OUT (``plan.json``); None if not recorded.
+
+    Finished tasks outside this set are stale: results of an earlier spec, or of an earlier
+    version of the code that computes their kind. They stay on disk, untouched.
+    """
+    fs, root = _fs_root(out)
+    path = f"{root}/plan.json"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return set(json.loads(f.read().decode())["task_ids"])
+
+
+def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None,
+               stale: bool = False) -> pd.DataFrame:
     """One table of the dataset as a DataFrame.
 
     Parameters
@@ -56,6 +71,9 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     filters : optional pyarrow filters in the DNF list form, e.g. ``[("L", "=", 16)]``,
         or a ``pyarrow.compute.Expression``.
     columns : optional subset of columns.
+    stale : also return results of tasks the last run's plan no longer has (an earlier spec or
+        code version; see :func:`planned_tasks`). Off by default, so that a changed spec or
+        an upgrade never mixes old results with new ones.
     """
     if name not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
@@ -68,7 +86,11 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     if name != "failures":
-        ids = pa.array(sorted(committed_tasks(out)), type=pa.string())
+        current = committed_tasks(out)
+        planned = None if stale else planned_tasks(out)
+        if planned is not None:
+            current &= planned
+        ids = pa.array(sorted(current), type=pa.string())
         committed = pc.field("task_id").isin(ids)
         expr = committed if expr is None else expr & committed
     table = dataset.to_table(filter=expr, columns=columns)
@@ -93,8 +115,8 @@ class Dataset:
 
     out: str
 
-    def table(self, name: str, filters=None, columns=None) -> pd.DataFrame:
-        return read_table(self.out, name, filters=filters, columns=columns)
+    def table(self, name: str, filters=None, columns=None, stale: bool = False) -> pd.DataFrame:
+        return read_table(self.out, name, filters=filters, columns=columns, stale=stale)
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         if name in TABLES:

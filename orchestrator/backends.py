@@ -125,15 +125,17 @@ class ProcessBackend:
 
 @contextmanager
 def _environ(values: dict[str, str]):
-    """os.environ with ``values`` set (existing entries win), restored on exit."""
-    added = [name for name in values if name not in os.environ]
-    for name in added:
-        os.environ[name] = values[name]
+    """os.environ with ``values`` set (over any existing value), restored on exit."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _ray_run(task: Task, dep_ids: tuple[str, ...], *dep_values: Any) -> tuple[Outcome, Any]:

@@ -155,7 +155,8 @@ def cmd_status(args) -> int:
             err = last.loc[task.id, "error"] if task.id in last.index else "?"
             print(f"  failed {task.kind} L={task.L} T={task.T:g} [{task.id}]: {err}")
     if status["stale"]:
-        print(f"  stale   {len(status['stale'])} finished tasks of an earlier spec (kept; see sweep.json history)")
+        print(f"  stale   {len(status['stale'])} finished tasks of an earlier spec or code version "
+              "(kept on disk; the loaders skip them; see sweep.json history)")
         for m in status["stale"][:10]:
             print(f"  stale {m.kind} L={m.L} [{m.task_id}]")
     return 0 if not (status["failed"] or status["missing"] or status["damaged"]) else 1

@@ -21,7 +21,7 @@ import pyarrow as pa
 from . import __version__
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
-from .plan import Plan, Task, make_plan
+from .plan import CODE_VERSIONS, Plan, Task, make_plan
 from .schemas import SCHEMA_VERSION, SCHEMAS
 from .spec import SweepSpec
 from .store import Store
@@ -68,6 +68,17 @@ def sweep_record(spec: SweepSpec, previous: dict | None) -> dict:
                      **{d: _version(d) for d in ("numpy", "numba", "pyarrow", "ray", "scipy")}},
         "history": history,
     }
+
+
+#: The task ids of the spec and code that last ran on OUT. The loaders read results of these
+#: tasks only; finished tasks of an earlier spec or code version stay on disk (stale).
+PLAN_FILE = "plan.json"
+
+
+def plan_record(plan: Plan) -> dict:
+    """``plan.json``: the current plan's task ids, with the versions that made them."""
+    return {"schema_version": SCHEMA_VERSION, "code_versions": dict(CODE_VERSIONS),
+            "task_ids": sorted(t.id for t in plan)}
 
 
 def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list]:
@@ -119,6 +130,7 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
 def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
                 on_ready) -> RunSummary:
     store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
+    store.write_json(PLAN_FILE, plan_record(plan))
     store.clean_temporaries()
     manifests = store.manifests()
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)

@@ -3,6 +3,7 @@
 Layout (DESIGN.md)::
 
     OUT/sweep.json                                  validated spec, versions, schema, history
+    OUT/plan.json                                   task ids of the last run's spec and code
     OUT/<table>/L=<L>/part-<task_id>.parquet        one file per task per table
     OUT/failures/L=<L>/part-<task_id>-<attempt>.parquet
     OUT/_tasks/L=<L>/<kind>-<task_id>.json          the task's manifest: its parts, sizes, SHA-256

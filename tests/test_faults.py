@@ -137,7 +137,12 @@ def test_changed_spec_gets_new_ids_keeps_history_and_overwrites_nothing(tmp_path
     capsys.readouterr()
     assert main(["status", str(out)]) == 0
     status = capsys.readouterr().out
-    assert "stale   6 finished tasks of an earlier spec" in status
+    assert "stale   6 finished tasks of an earlier spec or code version" in status
+    # the loaders return the current spec's results only, unless asked for the stale ones
+    from analysis.load import read_table
+    ising = read_table(out, "ising")
+    assert len(ising) == 3 and set(ising["burn_in"]) == {250}
+    assert len(read_table(out, "ising", stale=True)) == 6
 
 
 def _kill_mid_sweep(tmp_path: Path, backend: str, num: int) -> tuple[Path, int]:

@@ -80,15 +80,17 @@ LOOPBACK_HEX = {"0100007F",                                   # 127.0.0.1 (tcp)
 
 @pytest.mark.ray
 def test_embedded_ray_listens_on_loopback_only():
+    # a user's own thread setting (OPENBLAS_NUM_THREADS=4) must not reach the workers
     env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
-                            env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
+                            env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
+                                 "OPENBLAS_NUM_THREADS": "4"})
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     # the workers compute in one thread; the driver's environment is left as it was
     for env_of_worker, _pid in seen["worker_env"]:
         assert env_of_worker == THREAD_ENV
-    assert set(seen["driver_env"].values()) == {None}
+    assert seen["driver_env"] == {k: "4" if k == "OPENBLAS_NUM_THREADS" else None for k in THREAD_ENV}
     addresses = seen["listen"]
     assert len(addresses) >= 3  # gcs, raylet, workers: the check saw Ray's sockets
     hosts = {addr.split(":")[0] for addr in addresses}

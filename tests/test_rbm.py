@@ -194,7 +194,7 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
                 v_ += lr * g
                 theta += v_
             t += 1
-    return W, a, b
+    return W, a, b, (chains if method == "pcd" else None)
 
 
 @pytest.mark.parametrize("method, k, schedule", [("cd", 1, "constant"), ("cd", 2, "linear"),
@@ -204,12 +204,16 @@ def test_fit_equals_reference_implementation(split_data, method, k, schedule):
     V = split_data[0][:70]
     kw = dict(k=k, lr0=0.05, mu=0.5, l1=1e-3, l2=1e-2, batch_size=25, epochs=3,
               schedule=schedule, seed=42)
-    W, a, b = reference_fit(V, 4, method, **kw)
+    W, a, b, chains = reference_fit(V, 4, method, **kw)
     model = RBM(4, method=method, k=k, learning_rate=0.05, momentum=0.5, l1=1e-3, l2=1e-2,
                 batch_size=25, epochs=3, lr_schedule=schedule, random_state=42).fit(V)
     assert_allclose(model.W_, W, rtol=1e-6, atol=1e-7)
     assert_allclose(model.a_, a, rtol=1e-6, atol=1e-7)
     assert_allclose(model.b_, b, rtol=1e-6, atol=1e-7)
+    if method == "pcd":  # the persistent chains, the short last minibatch's idle ones included
+        assert_array_equal(model.persistent_chains_, chains.astype(np.int8))
+    else:
+        assert model.persistent_chains_ is None
 
 
 @pytest.mark.parametrize("method", ["cd", "pcd"])
@@ -304,3 +308,15 @@ def test_invalid_data_and_checkpoints_are_rejected(split_data):
         RBM(4, epochs=2).fit(split_data[0][:50], checkpoints=[3])
     with pytest.raises(RuntimeError, match="fit"):
         RBM(4).free_energy(split_data[0][:5])
+
+
+def test_sampling_casts_float64_parameters_to_the_kernels_dtype():
+    # parameters set by hand as float64 (not through from_params) must not reach the float32
+    # kernels as they are: the draws equal those of the float32 model
+    model = tiny_model(n_v=6, n_h=3, seed=8)
+    expected = model.sample(50, 4, np.random.default_rng(2))
+    model.a_, model.b_ = model.a_.astype(np.float64), model.b_.astype(np.float64)
+    model.W_ = np.asfortranarray(model.W_.astype(np.float64))
+    assert_array_equal(model.sample(50, 4, np.random.default_rng(2)), expected)
+    assert_array_equal(model.gibbs(expected[:50], 2, np.random.default_rng(3)),
+                       tiny_model(n_v=6, n_h=3, seed=8).gibbs(expected[:50], 2, np.random.default_rng(3)))

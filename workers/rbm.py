@@ -66,14 +66,14 @@ class _Buffers:
 def _hidden(buf, v, ph, W, b, lanes, sign=1.0, sample=True):
     """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v)."""
     np.matmul(v, W, out=ph)
-    K.hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
+    K._hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
 
 
 def _visible(buf, m, W, a, v, lanes):
     """v <- v ~ p(v | buf.h[:m]) (+-1 float32)."""
     pv = buf.pv[:m]
     np.matmul(buf.h[:m], W.T, out=pv)
-    K.visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
+    K._visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
 
 
 def _gibbs32(buf, m, k, W, a, b, lanes):
@@ -267,11 +267,9 @@ class RBM:
             callback(0, self)
 
         W, a, b = self.W_, self.a_, self.b_
-        vel_W, vel_a, vel_b = np.zeros_like(W), np.zeros_like(a), np.zeros_like(b)
-        G = np.empty_like(W)
-        # Rows [0, m) of the stacked buffers are the negative chains, rows [m, 2m) the
-        # minibatch, so that one matmul VV^T PP gives <v p(h|v)>_data - <v p(h|v)>_neg with
-        # PP's negative half stored as -p(h|v). PCD's chains persist in rows [0, m).
+        vel_W, vel_a, vel_b, G = np.zeros_like(W), np.zeros_like(a), np.zeros_like(b), np.empty_like(W)
+        # Rows [0, m) of VV/PP: negative chains (PCD's persist there), -p(h|v); rows [m, 2m): the
+        # minibatch, p(h|v). One matmul VV^T PP is then <v p(h|v)>_data - <v p(h|v)>_neg.
         VV, PP = np.empty((2 * m_max, n_v), np.float32), np.empty((2 * m_max, n_h), np.float32)
         buf = _Buffers(m_max, n_v, n_h)
         sum_vp, sum_php = np.empty(n_v, np.float32), np.empty(n_h, np.float32)
@@ -291,7 +289,7 @@ class RBM:
                 vn, vp, phn, php = VV[:m], VV[m:2 * m], PP[:m], PP[m:2 * m]
                 # a short last minibatch uses the first m PCD chains; keep the others
                 idle = VV[m:m_max].copy() if self.method == "pcd" and m < m_max else None
-                K.gather_rows(V, idx, vp, sum_vp)
+                K._gather_rows(V, idx, vp, sum_vp)
                 # positive phase; for CD the chains start at the minibatch: h drawn from php
                 _hidden(buf, vp, php, W, b, lanes, sample=self.method == "cd")
                 np.copyto(sum_php, buf.sum_h)
@@ -302,9 +300,9 @@ class RBM:
                     _hidden(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
                 np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
                 lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
-                K.update_weights(W, vel_W, G, mu, lr, inv_m, l2, l1)
-                K.update_bias(a, vel_a, sum_vp, buf.sum_v, mu, lr, inv_m)
-                K.update_bias(b, vel_b, sum_php, buf.sum_h, mu, lr, inv_m)
+                K._update_weights(W, vel_W, G, mu, lr, inv_m, l2, l1)
+                K._update_bias(a, vel_a, sum_vp, buf.sum_v, mu, lr, inv_m)
+                K._update_bias(b, vel_b, sum_php, buf.sum_h, mu, lr, inv_m)
                 if idle is not None:
                     VV[m:m_max] = idle
                 self.n_updates_ += 1
@@ -314,6 +312,10 @@ class RBM:
             if callback is not None and epoch in checkpoints:
                 callback(epoch, self)
         return self
+
+    def _params32(self):
+        """W_, a_, b_ as the C-contiguous float32 arrays the Gibbs kernels require (no copy if so)."""
+        return tuple(np.ascontiguousarray(x, dtype=np.float32) for x in (self.W_, self.a_, self.b_))
 
     def free_energy(self, V):
         """F(v) of each row of V (n, n_visible), float64 (n,); see free_energy.rbm_free_energy."""
@@ -350,7 +352,7 @@ class RBM:
         V = _as_spins(V, self.W_.shape[0])
         buf = _Buffers(V.shape[0], *self.W_.shape)
         buf.v[:] = V
-        _gibbs32(buf, V.shape[0], int(k), self.W_, self.a_, self.b_, K.make_lanes(rng))
+        _gibbs32(buf, V.shape[0], int(k), *self._params32(), K.make_lanes(rng))
         return buf.v.astype(np.int8)
 
     def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0):
@@ -388,10 +390,11 @@ class RBM:
                 raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
             buf.v[:] = init
         lanes = K.make_lanes(rng)
-        _gibbs32(buf, n_chains, burn_in, self.W_, self.a_, self.b_, lanes)
+        W, a, b = self._params32()
+        _gibbs32(buf, n_chains, burn_in, W, a, b, lanes)
         n_records = n_steps // thin
         out = np.empty((n_records, n_chains, n_v), np.int8)
         for r in range(n_records):
-            _gibbs32(buf, n_chains, thin, self.W_, self.a_, self.b_, lanes)
+            _gibbs32(buf, n_chains, thin, W, a, b, lanes)
             out[r] = buf.v
         return out.reshape(n_records * n_chains, n_v)

@@ -25,8 +25,11 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "gather_rows", "hidden_step",
-           "visible_step", "update_weights", "update_bias"]
+__all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32"]
+
+# The kernels (_gather_rows, _hidden_step, _visible_step, _update_weights, _update_bias) take
+# float32 C-contiguous buffers that workers.rbm allocates; the exp's rounding trick is exact in
+# float32 only, so they are private: nothing outside workers.rbm calls them.
 
 LANES = 32
 _A, _B, _C = np.uint64(23), np.uint64(18), np.uint64(5)
@@ -82,10 +85,17 @@ def _sigmoid(x):
 
 
 @njit(cache=True, error_model="numpy")
-def sigmoid32(x, out):
-    """out <- sigmoid(x) elementwise, float32 1-D (the kernels' sigmoid, exposed for tests)."""
+def _sigmoid32(x, out):
     for i in range(x.size):
         out[i] = _sigmoid(x[i])
+
+
+def sigmoid32(x):
+    """The kernels' sigmoid of ``x`` elementwise, as a new float32 array of x's shape."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _sigmoid32(x.reshape(-1), out.reshape(-1))
+    return out
 
 
 @njit(inline="always", error_model="numpy")
@@ -105,7 +115,7 @@ def _fill(lanes, words, n_words):
 
 
 @njit(cache=True, error_model="numpy")
-def gather_rows(V, idx, out, colsum):
+def _gather_rows(V, idx, out, colsum):
     """out[r] <- float32(V[idx[r]]) for int8 V, and colsum <- column sums of out."""
     colsum[:] = 0.0
     n = V.shape[1]
@@ -118,7 +128,7 @@ def gather_rows(V, idx, out, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def hidden_step(pre, b, sign, h, sample, lanes, words, colsum):
+def _hidden_step(pre, b, sign, h, sample, lanes, words, colsum):
     """Hidden half-step after ``pre = v W`` (in place), for each row r and unit j:
 
     p = sigmoid(pre + b); pre <- sign * p; with ``sample``, h <- 1.0 if u < p else 0.0.
@@ -145,7 +155,7 @@ def hidden_step(pre, b, sign, h, sample, lanes, words, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def visible_step(pre, a, v, lanes, words, colsum):
+def _visible_step(pre, a, v, lanes, words, colsum):
     """Visible half-step after ``pre = h W^T``: v <- +1 if u < sigmoid(2 (pre + a)) else -1.
 
     colsum <- column sums of v. ``pre`` is left as it was.
@@ -166,7 +176,7 @@ def visible_step(pre, a, v, lanes, words, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def update_weights(W, vel, G, mu, lr, inv_m, l2, l1):
+def _update_weights(W, vel, G, mu, lr, inv_m, l2, l1):
     """Momentum step on W: vel <- mu vel + lr (G inv_m - l2 W - l1 sign W); W <- W + vel."""
     for i in range(W.shape[0]):
         for j in range(W.shape[1]):
@@ -179,7 +189,7 @@ def update_weights(W, vel, G, mu, lr, inv_m, l2, l1):
 
 
 @njit(cache=True, error_model="numpy")
-def update_bias(theta, vel, pos_sum, neg_sum, mu, lr, inv_m):
+def _update_bias(theta, vel, pos_sum, neg_sum, mu, lr, inv_m):
     """Momentum step on a bias: vel <- mu vel + lr (pos_sum - neg_sum) inv_m; theta += vel."""
     for j in range(theta.size):
         step = mu * vel[j] + lr * ((pos_sum[j] - neg_sum[j]) * inv_m)
