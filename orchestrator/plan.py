@@ -1,7 +1,8 @@
 """From a validated spec to a DAG of frozen tasks with content-hash ids and id-derived seeds.
 
 A task's id is the SHA-256 of the canonical JSON of ``{kind, config, schema}``, plus ``code``
-when the kind's :data:`CODE_VERSIONS` entry is past 1 (sorted keys, no whitespace), cut to 16 hex digits — never a grid index or a timestamp (model: signac's job id).
+when the kind's :data:`CODE_VERSIONS` entry is past 1 (sorted keys, no whitespace), cut to 16
+hex digits — never a grid index or a timestamp (model: signac's job id).
 Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so adding a
 temperature leaves every other task's stream, and result, unchanged (DESIGN.md, identity).
 
