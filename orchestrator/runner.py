@@ -130,7 +130,9 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
 def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
                 on_ready) -> RunSummary:
     store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
-    store.write_json(PLAN_FILE, plan_record(plan))
+    record = plan_record(plan)
+    if store.read_json(PLAN_FILE) != record:  # a rerun of the same spec writes nothing
+        store.write_json(PLAN_FILE, record)
     store.clean_temporaries()
     manifests = store.manifests()
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)

@@ -68,6 +68,7 @@ def test_rerun_writes_nothing_new(serial_run, capsys):
     after = files_of(serial_run)
     changed = {k for k in after if before.get(k) != after[k]}
     assert changed <= {"sweep.json"}  # only the spec record is rewritten (same content)
+    assert "plan.json" in before
     assert set(after) == set(before)
     out = capsys.readouterr().out
     assert "0 run" in out and "skipped" in out
