@@ -119,14 +119,28 @@ def test_gather_rows_and_updates_match_numpy():
     mu, lr, inv_m, l2, l1 = f32(0.5), f32(0.1), f32(1 / 7), f32(1e-2), f32(1e-3)
     step = mu * vel + lr * (G * inv_m - l2 * W - l1 * np.sign(W))
     W_new = W + step
-    K._update_weights(W, vel, G, mu, lr, inv_m, l2, l1)
+    a, b, vel_a, vel_b = (rng.normal(size=k).astype(f32) for k in (12, 5, 12, 5))
+    sums = [rng.normal(size=k).astype(f32) for k in (12, 12, 5, 5)]
+    expect = []
+    for theta, vb, pos, neg in ((a, vel_a, *sums[:2]), (b, vel_b, *sums[2:])):
+        v_new = mu * vb + lr * ((pos - neg) * inv_m)
+        expect.append((theta + v_new, v_new))
+    K._update(W, vel, G, a, vel_a, *sums[:2], b, vel_b, *sums[2:], mu, lr, inv_m, l2, l1)
     assert_allclose(vel, step, rtol=1e-6, atol=1e-7)
     assert_allclose(W, W_new, rtol=1e-6, atol=1e-7)
+    for (theta, vb), (t_exp, v_exp) in zip(((a, vel_a), (b, vel_b)), expect):
+        assert_allclose(vb, v_exp, rtol=1e-6)
+        assert_allclose(theta, t_exp, rtol=1e-6)
 
-    theta, vb = rng.normal(size=5).astype(f32), rng.normal(size=5).astype(f32)
-    pos, neg = rng.normal(size=5).astype(f32), rng.normal(size=5).astype(f32)
-    expect_v = mu * vb + lr * ((pos - neg) * inv_m)
-    expect_t = theta + expect_v
-    K._update_bias(theta, vb, pos, neg, mu, lr, inv_m)
-    assert_allclose(vb, expect_v, rtol=1e-6)
-    assert_allclose(theta, expect_t, rtol=1e-6)
+
+def test_is_spin_array():
+    ok = np.where(np.random.default_rng(4).random((30, 7)) < 0.5, 1, -1)
+    for dtype in (np.int8, np.int64, np.float32):
+        assert K.is_spin_array(ok.astype(dtype))
+        for bad in (0, 2, 3, -3, 127, -127, -128):
+            V = ok.astype(dtype)
+            V[17, 3] = bad
+            assert not K.is_spin_array(V)
+    assert not K.is_spin_array(np.array([[1.0, 0.5]]))
+    assert not K.is_spin_array(np.array([[1, 257]]))  # would wrap to 1 as int8
+    assert K.is_spin_array(ok.astype(np.int8)[:, ::2])  # non-contiguous view

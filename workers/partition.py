@@ -14,6 +14,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .free_energy import rbm_free_energy
+from .rbm_kernels import is_spin_array
 
 __all__ = ["log_partition", "log_partition_exact", "log_partition_bruteforce",
            "log_partition_ais", "visible_bias_from_data"]
@@ -127,11 +128,13 @@ def visible_bias_from_data(V, pseudo_count=1.0):
     a : ndarray (n_visible,) float64.
     """
     V = np.asarray(V)
-    if V.ndim != 2 or not np.all(np.abs(V) == 1):
+    if V.ndim != 2 or not is_spin_array(V):
         raise ValueError(f"V must be a 2-D array of +-1, got shape {V.shape}")
     if pseudo_count < 0:
         raise ValueError(f"pseudo_count must be >= 0, got {pseudo_count}")
-    n_plus = (V > 0).sum(axis=0, dtype=np.float64)
+    # entries are +-1, so the count of +1 is (column sum + n) / 2, exact in integers
+    sums = V.sum(axis=0, dtype=np.int32 if V.dtype == np.int8 else np.float64)
+    n_plus = (sums.astype(np.float64) + V.shape[0]) / 2.0
     p = (n_plus + pseudo_count) / (V.shape[0] + 2.0 * pseudo_count)
     return 0.5 * (np.log(p) - np.log1p(-p))
 

@@ -43,7 +43,7 @@ def _as_spins(V, n_visible=None, name="V"):
         raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {V.shape}")
     if n_visible is not None and V.shape[1] != n_visible:
         raise ValueError(f"{name} must have {n_visible} columns, got {V.shape[1]}")
-    if not np.all(np.abs(V) == 1):
+    if not K.is_spin_array(V):
         raise ValueError(f"{name} must contain only -1 and +1")
     return V.astype(np.int8, copy=False)
 
@@ -300,9 +300,8 @@ class RBM:
                     _hidden(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
                 np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
                 lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
-                K._update_weights(W, vel_W, G, mu, lr, inv_m, l2, l1)
-                K._update_bias(a, vel_a, sum_vp, buf.sum_v, mu, lr, inv_m)
-                K._update_bias(b, vel_b, sum_php, buf.sum_h, mu, lr, inv_m)
+                K._update(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php, buf.sum_h,
+                          mu, lr, inv_m, l2, l1)
                 if idle is not None:
                     VV[m:m_max] = idle
                 self.n_updates_ += 1
