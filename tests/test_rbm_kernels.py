@@ -32,6 +32,18 @@ def test_make_lanes_is_seeded_and_never_all_zero():
     assert not np.array_equal(a, K.make_lanes(np.random.default_rng(6)))
 
 
+def test_make_lanes_revives_an_all_zero_lane():
+    class ZeroRng:  # the all-zero state is a fixed point of xorshift128+
+        def integers(self, low, high, size, dtype):
+            out = np.zeros(size, dtype)
+            out[0, 1] = 5
+            return out
+
+    lanes = K.make_lanes(ZeroRng())
+    assert np.all((lanes[0] | lanes[1]) != 0)
+    assert lanes[0, 1] == 5 and lanes[1, 1] == 0  # a live lane is left alone
+
+
 def test_words_per_row_is_whole_blocks():
     assert [K.words_per_row(n) for n in (1, 64, 65, 256, 1024)] == [32, 32, 64, 128, 512]
 
@@ -101,6 +113,10 @@ def test_bernoulli_draws_are_unbiased_and_independent():
     mid = h[:, 20:76] - h[:, 20:76].mean(axis=0)
     corr = (mid[:, :-1] * mid[:, 1:]).mean(axis=0) / (mid[:, :-1].std(axis=0) * mid[:, 1:].std(axis=0))
     assert np.abs(corr * np.sqrt(n_rows)).max() < 4.5
+    # a lane against its own later output: unit j of rows r and r + 1 (same lane and half-word,
+    # two outputs apart: a row of 96 units takes two blocks)
+    lag = (mid[:-1] * mid[1:]).mean(axis=0) / (mid[:-1].std(axis=0) * mid[1:].std(axis=0))
+    assert np.abs(lag * np.sqrt(n_rows - 1)).max() < 4.5
 
 
 def test_gather_rows_and_updates_match_numpy():

@@ -51,13 +51,14 @@ def _as_spins(V, n_visible=None, name="V"):
 class _Buffers:
     """float32 work arrays for up to m chains (rows) of an (n_visible, n_hidden) RBM.
 
-    ``v`` and ``ph`` hold the chains and p(h = 1 | v) (first m rows); ``h`` the sampled hidden
-    units; ``pv`` the visible pre-activations; ``words`` one row of random words.
+    ``v``, ``ph``: the chains and p(h = 1 | v) (None with ``chains=False``: fit stacks its own);
+    ``h`` sampled hidden units; ``pv`` visible pre-activations; ``words`` one row of random words.
     """
 
-    def __init__(self, m, n_visible, n_hidden):
-        self.v, self.pv = np.empty((2, m, n_visible), np.float32)
-        self.ph, self.h = np.empty((2, m, n_hidden), np.float32)
+    def __init__(self, m, n_visible, n_hidden, chains=True):
+        self.v = np.empty((m, n_visible), np.float32) if chains else None
+        self.ph = np.empty((m, n_hidden), np.float32) if chains else None
+        self.pv, self.h = np.empty((m, n_visible), np.float32), np.empty((m, n_hidden), np.float32)
         self.words = np.empty(max(K.words_per_row(n_visible), K.words_per_row(n_hidden)),
                               np.uint64)
         self.sum_v, self.sum_h = np.empty(n_visible, np.float32), np.empty(n_hidden, np.float32)
@@ -271,7 +272,7 @@ class RBM:
         # Rows [0, m) of VV/PP: negative chains (PCD's persist there), -p(h|v); rows [m, 2m): the
         # minibatch, p(h|v). One matmul VV^T PP is then <v p(h|v)>_data - <v p(h|v)>_neg.
         VV, PP = np.empty((2 * m_max, n_v), np.float32), np.empty((2 * m_max, n_h), np.float32)
-        buf = _Buffers(m_max, n_v, n_h)
+        buf = _Buffers(m_max, n_v, n_h, chains=False)
         sum_vp, sum_php = np.empty(n_v, np.float32), np.empty(n_h, np.float32)
         if self.method == "pcd":
             VV[:m_max] = V[rng.choice(n, size=m_max, replace=False)]
