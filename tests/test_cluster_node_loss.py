@@ -146,7 +146,10 @@ def run_on_cluster(spec: Path, out: Path, kill_after: int, timeout: float = 240)
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
     temps = "[1.8, 2.0, 2.269185, 2.5, 3.0, 3.5]"  # 12 tasks: enough to lose a node mid-way
-    return reduced_quick(tmp_path_factory.mktemp("spec") / "loss.toml", name="loss", temperatures=temps)
+    # a long burn-in (about 0.25 s per sample task) keeps the nodes busy after the first results:
+    # with tasks of a few ms the sweep could end before the victim was seen running one
+    return reduced_quick(tmp_path_factory.mktemp("spec") / "loss.toml", name="loss", temperatures=temps,
+                         burn_in="1000000")
 
 
 def test_sweep_survives_losing_a_worker_node(spec, tmp_path):
