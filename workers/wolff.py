@@ -56,6 +56,17 @@ def cluster_stack(L):
     return np.empty((int(L) * int(L), 2), dtype=np.int64)
 
 
+@njit(inline="always")
+def _try_add(spins, stack, r, c, old, flip, threshold, top, size, s0, s1):
+    """One branch-free bond test of neighbour (r, c); returns the advanced (top, size, s0, s1)."""
+    s0, s1, x = _xorshift128p(s0, s1)
+    add = (spins[r, c] == old) & ((x >> _TOP53) < threshold)
+    stack[top, 0] = r
+    stack[top, 1] = c
+    spins[r, c] += flip * add
+    return top + add, size + add, s0, s1
+
+
 @njit(cache=True)
 def _wolff_cluster(spins, threshold, s0, s1, stack):
     """Grow and flip one cluster; return ``(size, s0, s1)`` with the advanced RNG state.
@@ -69,9 +80,10 @@ def _wolff_cluster(spins, threshold, s0, s1, stack):
     written above the top always exists: it is at most (pushed - popped) <= N - 1.
 
     The stack holds (row, col) rather than flat indices because recovering the row of a flat
-    index costs an integer division per popped site. The four bond tests are written out
-    rather than put in a helper: numba reference-counts every array passed to a call, which
-    made a per-neighbour helper four times slower.
+    index costs an integer division per popped site. The bond test :func:`_try_add` is inlined
+    by numba (``inline="always"``): an ordinary call reference-counts every array passed to it,
+    which made a per-neighbour helper four times slower; inlined, it costs nothing (9.9 ns per
+    flipped spin either way, measured side by side).
     """
     L = spins.shape[0]
     N = L * L
@@ -90,38 +102,14 @@ def _wolff_cluster(spins, threshold, s0, s1, stack):
         top -= 1
         r = stack[top, 0]
         c = stack[top, 1]
-        nb = r - 1 if r > 0 else L - 1  # up
-        s0, s1, x = _xorshift128p(s0, s1)
-        add = (spins[nb, c] == old) & ((x >> _TOP53) < threshold)
-        stack[top, 0] = nb
-        stack[top, 1] = c
-        spins[nb, c] += flip * add
-        top += add
-        size += add
-        nb = r + 1 if r < L - 1 else 0  # down
-        s0, s1, x = _xorshift128p(s0, s1)
-        add = (spins[nb, c] == old) & ((x >> _TOP53) < threshold)
-        stack[top, 0] = nb
-        stack[top, 1] = c
-        spins[nb, c] += flip * add
-        top += add
-        size += add
-        nb = c - 1 if c > 0 else L - 1  # left
-        s0, s1, x = _xorshift128p(s0, s1)
-        add = (spins[r, nb] == old) & ((x >> _TOP53) < threshold)
-        stack[top, 0] = r
-        stack[top, 1] = nb
-        spins[r, nb] += flip * add
-        top += add
-        size += add
-        nb = c + 1 if c < L - 1 else 0  # right
-        s0, s1, x = _xorshift128p(s0, s1)
-        add = (spins[r, nb] == old) & ((x >> _TOP53) < threshold)
-        stack[top, 0] = r
-        stack[top, 1] = nb
-        spins[r, nb] += flip * add
-        top += add
-        size += add
+        up = r - 1 if r > 0 else L - 1
+        down = r + 1 if r < L - 1 else 0
+        left = c - 1 if c > 0 else L - 1
+        right = c + 1 if c < L - 1 else 0
+        top, size, s0, s1 = _try_add(spins, stack, up, c, old, flip, threshold, top, size, s0, s1)
+        top, size, s0, s1 = _try_add(spins, stack, down, c, old, flip, threshold, top, size, s0, s1)
+        top, size, s0, s1 = _try_add(spins, stack, r, left, old, flip, threshold, top, size, s0, s1)
+        top, size, s0, s1 = _try_add(spins, stack, r, right, old, flip, threshold, top, size, s0, s1)
     return size, s0, s1
 
 
