@@ -19,7 +19,7 @@ import numpy as np
 
 from .rbm import RBM
 from .rgflow import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
-from .rbm_tables import alignment_rows, spectrum_rows, stack, with_constants
+from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
 from .tasks import samples_array
 from .stacked import field_extent, projected_fields, rbm_flow, train_stack
 
@@ -94,7 +94,7 @@ class _LayerTables:
 
     def columns(self) -> dict[str, dict]:
         params = self.rows["rbm_params"]
-        return {"rbm_params": {k: [r[k] for r in params] for k in params[0]},
+        return {"rbm_params": columns_of(params),
                 "spectra": stack(self.rows["spectra"]), "rg_alignment": stack(self.rows["rg_alignment"])}
 
 
@@ -154,4 +154,4 @@ def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     if cfg["rbm_flow_steps"] > 0:
         rows += _rbmflow(sorted(cfg["sources"]), data, cfg, curves[L], np.random.default_rng(flow_ss))
     # [rg_flow] layers is never empty (the spec requires a list), so every layer table has rows.
-    return {"rg_flow": {k: [r[k] for r in rows] for k in rows[0]}, **layers.columns()}
+    return {"rg_flow": columns_of(rows), **layers.columns()}

@@ -7,6 +7,8 @@ site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm`: F(v) = -a.v
 
 import numpy as np
 
+from .exact import ising_energy  # re-exported: the Hamiltonian the RBM is compared with
+
 __all__ = ["rbm_free_energy", "nll_per_spin", "kl_per_spin", "heff_fit", "ising_energy",
            "bond_rbm"]
 
@@ -110,32 +112,6 @@ def heff_fit(F, beta_H):
     resid = dF - slope * dx
     r2 = 1.0 - (resid @ resid) / ss_tot if ss_tot > 0 else np.nan
     return float(slope), float(r2)
-
-
-def ising_energy(V, L):
-    """Total Ising energy H(s) = -sum_<ij> s_i s_j of flattened L x L periodic configurations.
-
-    Parameters
-    ----------
-    V : array (n, L*L) of +-1, site i = row * L + col.
-    L : int >= 2
-
-    Returns
-    -------
-    H : ndarray (n,) int64. Each site counts its right and down neighbour, so every bond of
-        the torus is counted once (for L = 2 each pair of neighbours is joined by two bonds).
-    """
-    V = np.asarray(V)
-    if V.ndim != 2 or V.shape[1] != L * L:
-        raise ValueError(f"V must have shape (n, {L * L}) for L={L}, got {V.shape}")
-    S = V.reshape(-1, L, L).astype(np.int8, copy=False)
-    H = np.empty(S.shape[0], dtype=np.int64)
-    chunk = max(1, (1 << 22) // (L * L))  # bounded memory for millions of configurations
-    for start in range(0, S.shape[0], chunk):
-        blk = S[start:start + chunk]
-        bonds = blk * np.roll(blk, -1, axis=2) + blk * np.roll(blk, -1, axis=1)  # int8, |.| <= 2
-        H[start:start + chunk] = -bonds.sum(axis=(1, 2), dtype=np.int64)
-    return H
 
 
 def bond_rbm(L, T):

@@ -47,7 +47,8 @@ import time
 import numpy as np
 from numba import njit
 
-from .lattice import _check_count, random_lattice, total_energy, total_magnetization
+from .exact import TC
+from .lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
 from .metropolis import _metropolis_sweeps, acceptance_thresholds
 from .multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
                         _unpack_rows, random_replicas, threshold_digits)
@@ -63,7 +64,6 @@ __all__ = [
     "simulate",
 ]
 
-TC = 2.0 / math.log1p(math.sqrt(2.0))  # Onsager's critical temperature, J = k_B = 1
 ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
 # --- the "auto" rule's measurements (docs/performance.md, "Choosing a sampler") -------------
 # max(tau_int(e), tau_int(|m|)) in sweeps (Wolff: measurements of ~1 sweep-equivalent each),
@@ -285,8 +285,7 @@ def _pilot_thin(chain, n_store):
 
 
 def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
-        raise ValueError(f"L must be an integer >= 2, got {L!r}")
+    _check_size(L)
     T = float(T)
     if not np.isfinite(T) or T <= 0:
         raise ValueError(f"T must be a finite number > 0, got {T}")

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .lattice import _check_count
+from .lattice import _check_count, _check_size
 from .metropolis import acceptance_table
 from .rng import _check_state, _reference_xoroshiro128pp, _xoroshiro128pp
 
@@ -275,9 +275,8 @@ def unpack_replicas(words, n=N_REPLICAS):
 
 def random_replicas(L, rng):
     """64 independent infinite-temperature starts: uniformly random words, shape (L, L)."""
-    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
-        raise ValueError(f"L must be an integer >= 2, got {L!r}")
-    return rng.integers(0, 2**64, size=(int(L), int(L)), dtype=np.uint64, endpoint=False)
+    L = _check_size(L)
+    return rng.integers(0, 2**64, size=(L, L), dtype=np.uint64, endpoint=False)
 
 
 def multispin_sweeps(words, beta, n_sweeps, rng_state):

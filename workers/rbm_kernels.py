@@ -25,6 +25,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .rng import _A, _B, _C, _GOLDEN
+
 __all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
 
 # The kernels (_gather_rows, _hidden_step, _visible_step, _update) take
@@ -32,10 +34,8 @@ __all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
 # float32 only, so they are private: nothing outside workers.rbm calls them.
 
 LANES = 32
-_A, _B, _C = np.uint64(23), np.uint64(18), np.uint64(5)
 _U8 = np.uint32(8)
 _TWO_M24 = np.float32(2.0 ** -24)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 _LOG2E = np.float32(1.44269504088896341)
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .alignment import block_alignment, block_correlation
-from .spectra import marchenko_pastur_edges, spectrum_summary, wishart_eigenvalues
+from .spectra import spectrum_summary, wishart_eigenvalues
 
-__all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack"]
+__all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack", "columns_of"]
 
 
 def spectrum_rows(W: np.ndarray, init_std: float) -> dict:
@@ -22,10 +22,10 @@ def spectrum_rows(W: np.ndarray, init_std: float) -> dict:
     per-matrix summary repeated on every row."""
     n_v, n_h = W.shape
     eigs = wishart_eigenvalues(W)
-    lo, hi = marchenko_pastur_edges(init_std, n_v, n_h)
     s = spectrum_summary(eigs, init_std, n_v, n_h)
     n = len(eigs)
-    return {"rank": np.arange(n), "eigenvalue": eigs, "mp_lower": np.full(n, lo), "mp_upper": np.full(n, hi),
+    return {"rank": np.arange(n), "eigenvalue": eigs, "mp_lower": np.full(n, s["mp_lower"]),
+            "mp_upper": np.full(n, s["mp_upper"]),
             "lambda_max": np.full(n, s["lambda_max"]), "n_outliers": np.full(n, s["n_outliers"]),
             "effective_rank": np.full(n, s["effective_rank"]),
             "numerical_rank": np.full(n, s["numerical_rank"]),
@@ -44,7 +44,7 @@ def alignment_rows(field: np.ndarray, L: int, block: int, b_hidden=None, V=None)
     corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V)
             if b_hidden is not None and V is not None else np.full(units, np.nan))
     return {"unit": np.arange(units), "block": np.full(units, block), "score": al["score"],
-            "baseline": np.broadcast_to(al["baseline"], (units,)).copy(), "row": al["row"],
+            "baseline": al["baseline"], "row": al["row"],
             "col": al["col"], "corr": corr}
 
 
@@ -57,3 +57,8 @@ def with_constants(columns: dict, **constants) -> dict:
 def stack(blocks: list[dict]) -> dict:
     """Blocks of equal-length column arrays -> one column dict."""
     return {k: np.concatenate([np.asarray(blk[k]) for blk in blocks]) for k in blocks[0]}
+
+
+def columns_of(rows: list[dict]) -> dict:
+    """A list of row dicts (all with the same keys) as a dict of columns."""
+    return {k: [r[k] for r in rows] for k in rows[0]}

@@ -43,6 +43,7 @@ _A = np.uint64(23)
 _B = np.uint64(18)
 _C = np.uint64(5)
 _TOP53 = np.uint64(11)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # replaces an all-zero state (a fixed point)
 # xoroshiro128++ rotations and shift (Blackman & Vigna 2021: r, a, b, c = 17, 49, 21, 28)
 _R17, _L47 = np.uint64(17), np.uint64(47)
 _R49, _L15 = np.uint64(49), np.uint64(15)
@@ -67,7 +68,7 @@ def make_rng_state(seed_seq):
         raise TypeError(f"seed_seq must be a numpy.random.SeedSequence, got {type(seed_seq).__name__}")
     state = np.ascontiguousarray(seed_seq.generate_state(2, dtype=np.uint64))
     if state[0] == 0 and state[1] == 0:  # probability 2**-128, but the zero state never moves
-        state[1] = np.uint64(0x9E3779B97F4A7C15)
+        state[1] = _GOLDEN
     return state
 
 

@@ -21,11 +21,11 @@ import time
 import numpy as np
 
 from .exact import kaufman
-from .free_energy import heff_fit, ising_energy, kl_per_spin, rbm_free_energy
+from .free_energy import heff_fit, ising_energy, kl_per_spin, nll_per_spin, rbm_free_energy
 from .observables import thermodynamics
 from .partition import log_partition
 from .rbm import RBM
-from .rbm_tables import alignment_rows, spectrum_rows, stack, with_constants
+from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
 from .tasks import samples_array
 from .transport import transport_path, wasserstein1
 
@@ -89,7 +89,6 @@ class _Checkpoints:
         cfg, N = self.cfg, self.L * self.L
         lnZ, lnZ_err, method = log_partition(W, a, b, method=cfg["log_partition"], rng=self.ais_rng,
                                              data=self.train, max_units=cfg["max_exact_units"])
-        F_train = rbm_free_energy(self.train, W, a, b)
         F_test = rbm_free_energy(self.test, W, a, b)
         # Short model chains started from held-out data: <F> under the model, roughly.
         init = self.test[: min(len(self.test), self.cfg["gibbs_chains"])]
@@ -98,7 +97,7 @@ class _Checkpoints:
         row = {
             "epoch": epoch, "lnZ_rbm": lnZ, "lnZ_rbm_err": lnZ_err, "lnZ_method": method,
             "lnZ_ising": self.exact["lnZ"],
-            "nll_train": float((F_train.mean() + lnZ) / N), "nll_test": float((F_test.mean() + lnZ) / N),
+            "nll_train": nll_per_spin((W, a, b), self.train, lnZ), "nll_test": float((F_test.mean() + lnZ) / N),
             "F_data_mean": float(F_test.mean()),
             "F_model_mean": float(rbm_free_energy(model, W, a, b).mean()),
             "kl_per_spin": float(kl_per_spin(F_test.mean(), self.beta, N, self.exact["u"], lnZ,
@@ -115,11 +114,6 @@ class _Checkpoints:
         for block in self.cfg["block_sizes"]:
             rows = alignment_rows(W, self.L, block, b_hidden=b_hidden, V=self.test)
             self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
-
-
-def _columns(rows: list[dict]) -> dict:
-    """One row dict per checkpoint -> a column dict (values may be arrays: list columns)."""
-    return {k: [r[k] for r in rows] for k in rows[0]}
 
 
 def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
@@ -177,8 +171,8 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
         "wall_s": wall, "train_samples_per_s": len(train) * cfg["epochs"] / train_seconds,
     }
     return {
-        "rbm_params": with_key(_columns(checkpoints.rows["rbm_params"])),
-        "free_energy": with_key(_columns(checkpoints.rows["free_energy"])),
+        "rbm_params": with_key(columns_of(checkpoints.rows["rbm_params"])),
+        "free_energy": with_key(columns_of(checkpoints.rows["free_energy"])),
         "spectra": with_key(stack(checkpoints.rows["spectra"])),
         "rg_alignment": with_key(stack(checkpoints.rows["rg_alignment"])),
         "transport": with_key({"epoch": checkpoints.epochs, **{k: list(v) for k, v in path.items()}}),
