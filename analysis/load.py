@@ -20,8 +20,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-__all__ = ["TABLES", "committed_tasks", "planned_tasks", "read_table", "load", "Dataset",
-           "unpack_spins"]
+__all__ = ["TABLES", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
+           "read_part", "load", "Dataset", "unpack_spins"]
 
 TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
           "rg_alignment", "transport", "rg_flow", "failures")
@@ -60,6 +60,28 @@ def planned_tasks(out: str | os.PathLike) -> set[str] | None:
         return set(json.loads(f.read().decode())["task_ids"])
 
 
+def current_tasks(out: str | os.PathLike, stale: bool = False) -> set[str]:
+    """Ids of the tasks whose results the loaders return: committed, and (unless ``stale``) in
+    the last run's plan."""
+    current = committed_tasks(out)
+    planned = None if stale else planned_tasks(out)
+    return current if planned is None else current & planned
+
+
+def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.DataFrame:
+    """The one part of table ``name`` that task ``task_id`` wrote (layout: DESIGN.md), as is.
+
+    For many small reads of one table (a run at a time) where :func:`read_table`'s discovery
+    of the whole table on every call would dominate; the caller picks committed ids. A part
+    that is not there (a table not copied with the rest) reads as an empty DataFrame.
+    """
+    fs, root = _fs_root(out)
+    path = f"{root}/{name}/L={int(L)}/part-{task_id}.parquet"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return pd.DataFrame()
+    return pq.read_table(path, filesystem=fs).to_pandas()
+
+
 def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None,
                stale: bool = False) -> pd.DataFrame:
     """One table of the dataset as a DataFrame.
@@ -86,11 +108,7 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     if name != "failures":
-        current = committed_tasks(out)
-        planned = None if stale else planned_tasks(out)
-        if planned is not None:
-            current &= planned
-        ids = pa.array(sorted(current), type=pa.string())
+        ids = pa.array(sorted(current_tasks(out, stale)), type=pa.string())
         committed = pc.field("task_id").isin(ids)
         expr = committed if expr is None else expr & committed
     table = dataset.to_table(filter=expr, columns=columns)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import exact_reference as exact
-from .load import read_table
+from .load import read_part, read_table
 from .resampling import blocked_histogram, BlockedHistogram
 from .reweighting import OBSERVABLES, bootstrap_replicas, reweight_single
 
@@ -48,19 +48,19 @@ def thermodynamics_table(ising: pd.DataFrame) -> pd.DataFrame:
 
 
 def _runs(out, L):
-    """(L, T) of every run, from the small ``ising`` table (the series may be huge)."""
+    """(L, T, task_id) of every run, from the small ``ising`` table (the series may be huge)."""
     filters = [("L", "=", int(L))] if L is not None else None
-    keys = read_table(out, "ising", filters=filters, columns=["L", "T"])
+    keys = read_table(out, "ising", filters=filters, columns=["L", "T", "task_id"])
     if keys.empty:  # partial data: series without their ising row; read just the keys
-        keys = read_table(out, "series", filters=filters, columns=["L", "T"])
-    return keys.drop_duplicates().sort_values(["L", "T"]).itertuples(index=False)
+        keys = read_table(out, "series", filters=filters, columns=["L", "T", "task_id"])
+    return keys.drop_duplicates().sort_values(["L", "T", "task_id"]).itertuples(index=False)
 
 
 def load_histograms(out, L: int | None = None) -> dict[int, list[BlockedHistogram]]:
     """Blocked energy histograms of every run in the ``series`` table.
 
-    The series is read one run at a time (only its e, m, chain, step columns), so memory stays
-    at one run's series plus the compact histograms, whatever the size of the sweep.
+    The series is read one run at a time, straight from the run's own part, so memory stays at
+    one run's series plus the compact histograms, and time grows with the number of runs only.
 
     Parameters
     ----------
@@ -72,8 +72,8 @@ def load_histograms(out, L: int | None = None) -> dict[int, list[BlockedHistogra
     dict L -> list of BlockedHistogram sorted by T (empty if there is no series table).
     """
     result: dict[int, list[BlockedHistogram]] = {}
-    for size, temp in _runs(out, L):
-        run = read_table(out, "series", filters=[("L", "=", int(size)), ("T", "=", float(temp))])
+    for size, temp, task_id in _runs(out, L):
+        run = read_part(out, "series", size, task_id)
         if run.empty:
             continue
         has_chain = "chain" in run.columns and run["chain"].notna().all()
