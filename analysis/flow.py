@@ -23,10 +23,8 @@ import pandas as pd
 
 from . import exact_reference as exact
 
-__all__ = ["KINDS", "flow_steps", "unstable_fixed_point", "blockspin_fixed_points", "rbmflow_endpoints",
+__all__ = ["flow_steps", "unstable_fixed_point", "blockspin_fixed_points", "rbmflow_endpoints",
            "uniform_extent", "stacked_growth", "flow_summary", "projected_fields"]
-
-KINDS = ("blockspin", "stacked", "rbmflow")
 
 
 def _censored_side(rows: pd.DataFrame, ising: pd.DataFrame | None) -> np.ndarray:

@@ -139,11 +139,7 @@ def signature_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     align = final_checkpoint(tables.get("rg_alignment", pd.DataFrame()))
     if not align.empty:
         for b, group in align.groupby("block"):
-            g = group.groupby(GROUP + ["T"])["score"]
-            out = g.agg(value="mean", std="std", count="count").reset_index()
-            out["err"] = out["std"] / np.sqrt(out["count"])
-            out["signature"] = f"alignment_b{int(b)}"
-            parts.append(out[GROUP + ["T", "signature", "value", "err"]])
+            parts.append(_seed_mean(group, "score", f"alignment_b{int(b)}"))
     rbm = tables.get("rbm", pd.DataFrame())
     if not rbm.empty:
         rbm = rbm.copy()

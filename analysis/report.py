@@ -9,7 +9,6 @@ report is still written. It never raises because of the dataset's contents.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from pathlib import Path
@@ -23,7 +22,7 @@ from . import exact_reference as exact
 from . import figures
 from .flow import (blockspin_fixed_points, flow_steps, flow_summary, projected_fields, rbmflow_endpoints,
                    stacked_growth)
-from .load import read_table
+from .load import Dataset, read_table
 from .rbm_signatures import (final_checkpoint, signature_features, signature_table, training_stage,
                              transport_speed)
 from .report_page import ReportPage, write_page
@@ -47,14 +46,21 @@ def report_dir(out) -> Path:
     return Path(out) / "report"
 
 
-def _read(out, name, rep: ReportPage, **kw) -> pd.DataFrame:
+def _read(out, name, rep: ReportPage, keep=None, empty="no rows", quiet=False, **kw) -> pd.DataFrame:
+    """Table ``name`` (through ``keep``, if given), or an empty frame if it cannot be read.
+
+    An unreadable table, or one ``empty`` of rows, is listed as missing unless ``quiet``.
+    """
     try:
         frame = read_table(out, name, **kw)
+        if keep is not None:
+            frame = keep(frame)
     except Exception as err:
-        rep.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
+        if not quiet:
+            rep.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
         return pd.DataFrame()
-    if frame.empty:
-        rep.missing.append(f"table `{name}`: no rows")
+    if frame.empty and not quiet:
+        rep.missing.append(f"table `{name}`: {empty}")
     return frame
 
 
@@ -70,8 +76,7 @@ def _guard(rep: ReportPage, what: str, fn, *args):
 def _dataset_section(out, rep: ReportPage, ising, failures):
     items = rep.section("Dataset")
     try:
-        with open(Path(out) / "sweep.json") as f:
-            sweep = json.load(f)
+        sweep = Dataset(str(out)).sweep  # works on s3:// too
         spec = sweep.get("spec", sweep).get("sweep", {})
         items.append(("text", f"sweep `{spec.get('name', '?')}`, lattice sizes {spec.get('lattice_sizes', '?')}"))
     except Exception as err:
@@ -81,19 +86,13 @@ def _dataset_section(out, rep: ReportPage, ising, failures):
                                         algorithm=("algorithm_used", "first"),
                                         wall_s=("wall_s", "sum")).reset_index()
         items.append(("table", "Sampling tasks done per L", counts))
-    for name, frame in (("sampling", ising), ("training", _read_rbm_quietly(out))):
+    training = _read(out, "rbm", rep, quiet=True, columns=["task_id", "wall_s"])  # the RBM section reports it
+    for name, frame in (("sampling", ising), ("training", training)):
         if not frame.empty and "wall_s" in frame.columns:
             items.append(("text", f"{name}: {len(frame)} tasks, {frame['wall_s'].sum():.1f} s of task "
                                   "wall time in total (summed over tasks, not elapsed)"))
     if not failures.empty:
         items.append(("table", "Failed task attempts", failures[["task_id", "L", "T", "kind", "error", "attempt"]]))
-
-
-def _read_rbm_quietly(out) -> pd.DataFrame:
-    try:
-        return read_table(out, "rbm", columns=["task_id", "wall_s"])
-    except Exception:  # reported by the RBM section
-        return pd.DataFrame()
 
 
 def _thermo_section(rep: ReportPage, ising):
@@ -250,7 +249,9 @@ def _rbm_section(out, rep, rng, n_boot):
     # RBMs (task ids of the `rbm` table, layer 1) belong here
     ids = pa.array(sorted(rbm["task_id"].unique()) if "task_id" in rbm.columns else [], type=pa.string())
     only = pc.field("task_id").isin(ids)
-    tables = {"rbm": rbm, **{name: _read_training(out, name, rep, rbm, only)
+    stage = "no rows of the training stage (RBMs of the `rbm` table, layer 1)"
+    tables = {"rbm": rbm, **{name: _read(out, name, rep, keep=lambda f: training_stage(f, rbm),
+                                         empty=stage, filters=only)
                             for name in _RBM_TABLES if name not in ("rbm", "rbm_params")}}
     if all(t.empty for t in tables.values()):
         return
@@ -286,17 +287,6 @@ def _rbm_section(out, rep, rng, n_boot):
         rep.figure(items, "spectra.png", figures.spectra_figure, tables["spectra"], tables["rbm"])
     if not fields.empty:
         rep.figure(items, "receptive_fields.png", figures.receptive_fields_figure, fields)
-
-
-def _read_training(out, name, rep, rbm, only) -> pd.DataFrame:
-    try:
-        frame = training_stage(read_table(out, name, filters=only), rbm)
-    except Exception as err:
-        rep.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
-        return pd.DataFrame()
-    if frame.empty:
-        rep.missing.append(f"table `{name}`: no rows of the training stage (RBMs of the `rbm` table, layer 1)")
-    return frame
 
 
 def _final_weights(out, rep, rbm):
@@ -400,10 +390,7 @@ def _build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
     rep = ReportPage(directory)
     rng = np.random.default_rng(seed)
     ising = _read(out, "ising", rep)
-    try:
-        failures = read_table(out, "failures")
-    except Exception:  # an unreadable failures table only costs the report that list
-        failures = pd.DataFrame()
+    failures = _read(out, "failures", rep, quiet=True)  # unreadable: the report only loses that list
     _dataset_section(out, rep, ising, failures)
     if not ising.empty:
         _guard(rep, "thermodynamics", _thermo_section, rep, ising)

@@ -46,7 +46,7 @@ class SerialBackend:
     name = "serial"
     max_in_flight = 1
 
-    def __init__(self, workers: int = 1):
+    def __init__(self):
         self.workers = 1
         self._limits = None
 

@@ -145,10 +145,6 @@ class Store:
                 found[match.group(2)] = Manifest(match.group(1), L, match.group(2), info.path)
         return found
 
-    def done_ids(self) -> set[str]:
-        """Ids of the committed tasks (their manifest exists)."""
-        return set(self.manifests())
-
     # -- writing ---------------------------------------------------------------------------
 
     def _write_bytes(self, path: str, data: bytes) -> None:
