@@ -169,10 +169,14 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
                 payloads.pop(d, None)
         return inputs
 
+    blocked: set[str] = set()
+
     def block(task_id: str) -> None:
         for child in dependents.pop(task_id, []):
-            summary.blocked.append(child)
-            block(child.id)
+            if child.id not in blocked:  # a flow task waits on several sample tasks
+                blocked.add(child.id)
+                summary.blocked.append(child)
+                block(child.id)
 
     engine = make_backend(backend, workers, address)
     try:

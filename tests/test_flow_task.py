@@ -55,3 +55,14 @@ def test_flow_stage_fills_the_rg_flow_table(tmp_path):
     params = read_table(out, "rbm_params")
     assert sorted(set(params["layer"])) == [1, 2] and set(params["n_hidden"]) == {16, 4}
     assert read_table(out, "spectra")["psd_ok"].all()
+
+
+def test_flow_task_with_two_failed_inputs_is_counted_once(tmp_path, monkeypatch, capsys):
+    spec_path = tmp_path / "flow.toml"
+    spec_path.write_text(SPEC)
+    plan = make_plan(load_spec(spec_path))
+    victims = [t.id for t in plan if t.kind == "sample" and t.L == 8][:2]
+    monkeypatch.setenv("RGSWEEP_FAIL_TASKS", ",".join(victims))
+    assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--backend", "serial",
+                 "--quiet"]) == 1
+    assert "2 failed, 1 not run (a dependency failed)" in capsys.readouterr().out
