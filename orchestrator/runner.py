@@ -85,7 +85,7 @@ def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list
     """Split the plan's tasks into done / damaged / failed (attempted, not done) / missing, and
     list committed tasks that the current spec no longer plans (stale: from an earlier spec)."""
     manifests = store.manifests()
-    damaged = store.verify(manifests, full=verify) if verify else {}
+    damaged = store.verify(manifests, full=verify)  # sizes only without verify
     attempts = store.failure_attempts()
     status: dict[str, list] = {"done": [], "damaged": [], "failed": [], "missing": [], "stale": []}
     for task in plan:
