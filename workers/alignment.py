@@ -144,7 +144,7 @@ def block_alignment(W, L, b):
     }
 
 
-def block_correlation(W, b_hidden, L, b, rows, cols, V):
+def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None):
     """|corr| between each hidden unit's activation and the mean spin of its best block.
 
     For sample v (a row of V) and unit j: p_j(v) = sigmoid(b_j + (v W)_j) = p(h_j = 1 | v) and
@@ -162,6 +162,9 @@ def block_correlation(W, b_hidden, L, b, rows, cols, V):
         Top-left corners, normally from `block_alignment`.
     V : array_like, shape (n_samples, L*L), entries +-1
         Held-out configurations, n_samples >= 2.
+    act : ndarray (n_samples, n_hidden) or None
+        p(h = 1 | v) of V if the caller already has it (it does not depend on b); else computed
+        here as ``expit(b_hidden + V @ W)`` in float64.
 
     Returns
     -------
@@ -186,7 +189,8 @@ def block_correlation(W, b_hidden, L, b, rows, cols, V):
     if not np.all(np.abs(V) == 1):
         raise ValueError("V entries must be +-1")
     V = V.astype(np.float64)
-    act = expit(b_hidden + V @ W)
+    if act is None:
+        act = expit(b_hidden + V @ W)
     # Block means for all placements at once (n_samples * L^2 memory), then pick each unit's.
     means = periodic_box_sums(V.reshape(-1, L, L).transpose(1, 2, 0), b) / (b * b)
     blk = means[rows, cols, :].T

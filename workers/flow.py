@@ -85,8 +85,7 @@ class _LayerTables:
         target = min(cfg["block"] ** layer, L // 2)
         mean_at_target = _NAN
         corr_from = {"b_hidden": b, "V": V_test} if layer == 1 else {}
-        for block in cfg["block_sizes"]:
-            rows = alignment_rows(field, L, block, **corr_from)
+        for block, rows in zip(cfg["block_sizes"], alignment_rows(field, L, cfg["block_sizes"], **corr_from)):
             self.rows["rg_alignment"].append(with_constants(rows, **{**key, "n_visible": L * L}))
             if block == target:
                 mean_at_target = float(np.mean(rows["score"]))

@@ -9,6 +9,7 @@ Theorem 1 checks) and ``workers.alignment`` (RG block alignment).
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from .alignment import block_alignment, block_correlation
 from .spectra import spectrum_summary, wishart_eigenvalues
@@ -32,20 +33,26 @@ def spectrum_rows(W: np.ndarray, init_std: float) -> dict:
             "psd_ok": np.full(n, bool(s["psd_ok"])), "rank_ok": np.full(n, bool(s["rank_ok"]))}
 
 
-def alignment_rows(field: np.ndarray, L: int, block: int, b_hidden=None, V=None) -> dict:
-    """The ``rg_alignment`` columns of the receptive fields ``field`` (N, units) at one block size.
+def alignment_rows(field: np.ndarray, L: int, blocks, b_hidden=None, V=None) -> list[dict]:
+    """The ``rg_alignment`` columns of the receptive fields ``field`` (N, units), one dict per
+    block size in ``blocks``.
 
     ``corr`` (|corr| of p(h_j = 1 | v) with the best block's mean spin on the configurations V)
     needs the hidden biases and V, and is meaningful only when ``field`` is the RBM's own W;
-    without them it is NaN.
+    without them it is NaN. p(h | v) does not depend on the block: it is computed once.
     """
     units = field.shape[1]
-    al = block_alignment(field, L, block)
-    corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V)
-            if b_hidden is not None and V is not None else np.full(units, np.nan))
-    return {"unit": np.arange(units), "block": np.full(units, block), "score": al["score"],
-            "baseline": al["baseline"], "row": al["row"],
-            "col": al["col"], "corr": corr}
+    act = None
+    if b_hidden is not None and V is not None:
+        act = expit(np.asarray(b_hidden, dtype=np.float64) + np.asarray(V, dtype=np.float64) @ field)
+    out = []
+    for block in blocks:
+        al = block_alignment(field, L, block)
+        corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V, act=act)
+                if act is not None else np.full(units, np.nan))
+        out.append({"unit": np.arange(units), "block": np.full(units, block), "score": al["score"],
+                    "baseline": al["baseline"], "row": al["row"], "col": al["col"], "corr": corr})
+    return out
 
 
 def with_constants(columns: dict, **constants) -> dict:

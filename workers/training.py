@@ -111,8 +111,7 @@ class _Checkpoints:
         self.rows["spectra"].append(with_constants(spectrum_rows(W, self.cfg["init_std"]), epoch=epoch))
 
     def _alignment(self, epoch, W, b_hidden) -> None:
-        for block in self.cfg["block_sizes"]:
-            rows = alignment_rows(W, self.L, block, b_hidden=b_hidden, V=self.test)
+        for rows in alignment_rows(W, self.L, self.cfg["block_sizes"], b_hidden=b_hidden, V=self.test):
             self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
 
 
