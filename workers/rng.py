@@ -147,10 +147,7 @@ def random_words(rng_state, n):
     -------
     ndarray of uint64, shape (n,)
     """
-    _check_state(rng_state)
-    out = np.empty(int(n), dtype=np.uint64)
-    _random_words(rng_state, out)
-    return out
+    return _draw(_random_words, rng_state, n, np.uint64)
 
 
 @njit(cache=True)
@@ -192,9 +189,14 @@ def uniform_doubles(rng_state, n):
     ndarray of float64, shape (n,)
         ``u_k = (x_k >> 11) * 2**-53`` where ``x_k`` is the k-th xorshift128+ output.
     """
+    return _draw(_uniform_doubles, rng_state, n, np.float64)
+
+
+def _draw(kernel, rng_state, n, dtype):
+    """``n`` draws of ``kernel`` into a new array of ``dtype``, advancing ``rng_state`` in place."""
     _check_state(rng_state)
-    out = np.empty(int(n), dtype=np.float64)
-    _uniform_doubles(rng_state, out)
+    out = np.empty(int(n), dtype=dtype)
+    kernel(rng_state, out)
     return out
 
 
