@@ -33,7 +33,8 @@ def _canonical(obj: Any) -> str:
 #: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
 #: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
 #: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
-CODE_VERSIONS = {"sample": 1, "train": 2, "flow": 2}
+#: sample 2: stored configurations get a fair global sign (``symmetrize``).
+CODE_VERSIONS = {"sample": 2, "train": 2, "flow": 2}
 
 
 def task_id(kind: str, config: dict) -> str:
@@ -109,7 +110,7 @@ class Plan:
 def sample_config(spec: SweepSpec, L: int, T: float) -> dict:
     s = spec.sampling
     return {"L": L, "T": T, "algorithm": s.algorithm, "burn_in": s.burn_in,
-            "samples": s.samples, "thin": s.thin, "seed": spec.seed}
+            "samples": s.samples, "thin": s.thin, "symmetrize": s.symmetrize, "seed": spec.seed}
 
 
 def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:

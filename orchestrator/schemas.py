@@ -12,7 +12,7 @@ import pyarrow as pa
 
 __all__ = ["SCHEMA_VERSION", "SCHEMAS", "TIMING_COLUMNS", "TASK_TABLES"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _f64, _f32, _i32, _i64, _str = pa.float64(), pa.float32(), pa.int32(), pa.int64(), pa.string()
 
@@ -23,7 +23,8 @@ def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
 
 _KEY = (("task_id", _str), ("L", _i32), ("T", _f64))
 _SAMPLING_CONFIG = (("algorithm", _str), ("algorithm_used", _str), ("burn_in", _i64),
-                    ("n_samples", _i64), ("thin", _i64), ("thin_auto", pa.bool_()), ("seed", _i64))
+                    ("n_samples", _i64), ("thin", _i64), ("thin_auto", pa.bool_()),
+                    ("symmetrize", pa.bool_()), ("seed", _i64))
 # ``layer`` is 1 for the RBMs of the training stage and k for layer k of a stacked RBM (rg_flow).
 _TRAIN_KEY = _KEY + (("sample_task", _str), ("n_visible", _i32), ("n_hidden", _i32), ("method", _str),
                      ("rbm_seed", _i64), ("layer", _i32))

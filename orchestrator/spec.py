@@ -74,6 +74,12 @@ def _float(key: str, value: Any, *, gt: float | None = None, ge: float | None = 
     return value
 
 
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, value, "true or false")
+    return value
+
+
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise _fail(key, value, "one of " + " | ".join(choices))
@@ -137,8 +143,9 @@ class SamplingSpec:
     burn_in: int = 1000
     samples: int = 2000
     thin: int | str = 10
+    symmetrize: bool = True
 
-    KEYS = ("algorithm", "burn_in", "samples", "thin")
+    KEYS = ("algorithm", "burn_in", "samples", "thin", "symmetrize")
 
     @classmethod
     def parse(cls, t: dict) -> "SamplingSpec":
@@ -153,6 +160,7 @@ class SamplingSpec:
             burn_in=_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0),
             samples=_int("sampling.samples", t.get("samples", d.samples), ge=1),
             thin=thin,
+            symmetrize=_bool("sampling.symmetrize", t.get("symmetrize", d.symmetrize)),
         )
 
 

@@ -94,7 +94,7 @@ def test_workers_never_import_ray_and_layers_stay_apart():
     assert set(ray_importers) <= {"backends.py"}
 
 
-def test_code_versions_change_the_ids_of_their_kind_only():
+def test_code_versions_enter_the_ids_of_their_kind():
     import hashlib
     import json
 
@@ -108,8 +108,17 @@ def test_code_versions_change_the_ids_of_their_kind_only():
                           sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    assert CODE_VERSIONS["sample"] == 1
-    assert task_id("sample", cfg) == unversioned("sample")  # stored Monte Carlo stays valid
-    for kind in ("train", "flow"):
+    # sample 2: symmetrized stored configurations; train and flow 2: fused float32 kernels
+    for kind in ("sample", "train", "flow"):
         assert CODE_VERSIONS[kind] > 1
         assert task_id(kind, cfg) != unversioned(kind)
+    bumped = dict(CODE_VERSIONS, sample=CODE_VERSIONS["sample"] + 1)
+    import orchestrator.plan as plan
+    before = {k: task_id(k, cfg) for k in CODE_VERSIONS}
+    plan.CODE_VERSIONS, saved = bumped, plan.CODE_VERSIONS
+    try:
+        after = {k: task_id(k, cfg) for k in CODE_VERSIONS}
+    finally:
+        plan.CODE_VERSIONS = saved
+    assert after["sample"] != before["sample"]
+    assert after["train"] == before["train"] and after["flow"] == before["flow"]

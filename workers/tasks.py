@@ -16,8 +16,10 @@ import numpy as np
 from .exact import kaufman
 from .ising import simulate
 from .observables import thermodynamics
+from .rng import child_seed_sequence
 
-__all__ = ["RUNNERS", "sample_task", "pack_spins", "unpack_spins", "samples_array", "warmup"]
+__all__ = ["RUNNERS", "sample_task", "symmetrize", "pack_spins", "unpack_spins", "samples_array",
+           "warmup"]
 
 
 def pack_spins(samples: np.ndarray) -> list[bytes]:
@@ -44,6 +46,23 @@ def samples_array(samples, n_sites: int) -> np.ndarray:
     return unpack_spins(samples.column("spins").to_pylist(), n_sites)[order]
 
 
+def symmetrize(samples: np.ndarray, seed_seq: np.random.SeedSequence) -> np.ndarray:
+    """Give every configuration an independent fair global sign, in place; returns ``samples``.
+
+    At zero field the Ising Boltzmann weight is invariant under s -> -s, so if s is a draw of
+    p(s) then so is sigma * s for a fair coin sigma independent of s, and the signed draws are
+    exact samples of the full distribution, both magnetisation sectors included.  Below Tc a
+    local sampler never crosses between the sectors on its own; without this step the stored
+    samples (and every RBM trained on them, and every KL against Kaufman's ln Z, which counts
+    both sectors) would see one sector only.  Energies and |m| are unchanged.  The coins come
+    from child 2 of the task's seed sequence, so the chain itself is unaffected.
+    """
+    rng = np.random.default_rng(child_seed_sequence(seed_seq, 2))
+    flip = rng.random(samples.shape[0]) < 0.5
+    samples[flip] *= -1
+    return samples
+
+
 def _seed_sequence(config: dict, spawn_key) -> np.random.SeedSequence:
     return np.random.SeedSequence(config["seed"], spawn_key=tuple(spawn_key))
 
@@ -57,17 +76,25 @@ def _exact(L: int, T: float) -> dict:
 
 
 def sample_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
-    """Monte Carlo for one (L, T): thermodynamics row, stored samples, measurement series."""
+    """Monte Carlo for one (L, T): thermodynamics row, stored samples, measurement series.
+
+    The series keep the chain's own signs (they are what reweighting needs); the stored samples
+    are symmetrized when the config says so (:func:`symmetrize`).
+    """
     L, T = int(config["L"]), float(config["T"])
+    seed_seq = _seed_sequence(config, spawn_key)
     run = simulate(L, T, config["algorithm"], config["burn_in"], config["samples"], config["thin"],
-                   _seed_sequence(config, spawn_key))
+                   seed_seq)
+    if config.get("symmetrize", False):
+        symmetrize(run["samples"], seed_seq)
     obs = thermodynamics(run["e_series"], run["m_series"], L, T)
     exact = _exact(L, T)
     n = run["samples"].shape[0]
     ising = {
         "algorithm": config["algorithm"], "algorithm_used": run["algorithm_used"],
         "burn_in": config["burn_in"], "n_samples": n, "thin": int(run["thin_used"]),
-        "thin_auto": config["thin"] == "auto", "seed": config["seed"],
+        "thin_auto": config["thin"] == "auto", "symmetrize": bool(config.get("symmetrize", False)),
+        "seed": config["seed"],
         "n_measurements": int(np.size(run["e_series"])),
         **{k: float(obs[k]) for k in ("e", "e_err", "m_abs", "m_abs_err", "m2", "m4", "C", "C_err",
                                       "chi", "chi_err", "binder", "binder_err", "tau_int_e",
