@@ -34,7 +34,8 @@ def _canonical(obj: Any) -> str:
 #: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
 #: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
 #: sample 2: stored configurations get a fair global sign (``symmetrize``).
-CODE_VERSIONS = {"sample": 2, "train": 2, "flow": 2}
+#: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
+CODE_VERSIONS = {"sample": 2, "train": 3, "flow": 3}
 
 
 def task_id(kind: str, config: dict) -> str:
@@ -129,7 +130,9 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
                 "checkpoints": list(r.checkpoints), "held_out": r.held_out, "rbm_seed": seed,
                 "l1": r.l1, "l2": r.l2, "init_std": r.init_std, "log_partition": r.log_partition,
                 "max_exact_units": r.max_exact_units, "gibbs_chains": r.gibbs_chains,
-                "gibbs_steps": r.gibbs_steps, "block_sizes": block_sizes, "seed": spec.seed,
+                "gibbs_steps": r.gibbs_steps, "centering": r.centering, "flip_moves": r.flip_moves,
+                "averaging": r.averaging,
+                "block_sizes": block_sizes, "seed": spec.seed,
             }
 
 
@@ -155,6 +158,8 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[dict, tup
         "epochs": f.epochs, "learning_rate": f.learning_rate, "batch_size": f.batch_size,
         "method": r.method if r else "cd", "k": r.k if r else 1, "momentum": r.momentum if r else 0.5,
         "l2": r.l2 if r else 1e-4, "init_std": r.init_std if r else 0.01,
+        "centering": r.centering if r else False, "flip_moves": r.flip_moves if r else False,
+        "averaging": r.averaging if r else 0.0,
         "sources": [[s.T, s.id] for s in by_L[L]],
         "curves": [[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
         "block_sizes": [b for b in range(2, L // 2 + 1) if L % b == 0],

@@ -29,6 +29,11 @@ _SAMPLING_CONFIG = (("algorithm", _str), ("algorithm_used", _str), ("burn_in", _
 _TRAIN_KEY = _KEY + (("sample_task", _str), ("n_visible", _i32), ("n_hidden", _i32), ("method", _str),
                      ("rbm_seed", _i64), ("layer", _i32))
 
+# KL and the effective-Hamiltonian fit (raw and beyond the magnetisation), each with its error.
+_FIDELITY = tuple((name + suffix, _f64) for name in (
+    "kl_per_spin", "heff_slope", "heff_r2", "heff_partial_slope", "heff_partial_r2")
+    for suffix in ("", "_err"))
+
 SCHEMAS: dict[str, pa.Schema] = {
     "ising": _schema(
         *_KEY, *_SAMPLING_CONFIG, ("n_measurements", _i64),
@@ -44,14 +49,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         *_TRAIN_KEY, ("k", _i32), ("learning_rate", _f64), ("momentum", _f64), ("lr_schedule", _str),
         ("epochs", _i32), ("batch_size", _i32), ("l1", _f64), ("l2", _f64), ("init_std", _f64),
         ("n_train", _i64), ("n_test", _i64),
+        ("centering", pa.bool_()), ("flip_moves", pa.bool_()), ("averaging", _f64),
         ("lnZ_rbm", _f64), ("lnZ_rbm_err", _f64), ("lnZ_method", _str),
-        ("nll_train", _f64), ("nll_test", _f64), ("kl_per_spin", _f64),
-        ("heff_slope", _f64), ("heff_r2", _f64),
+        ("nll_train", _f64), ("nll_test", _f64), *_FIDELITY,
         ("e", _f64), ("e_err", _f64), ("m_abs", _f64), ("m_abs_err", _f64),
         ("C", _f64), ("C_err", _f64), ("chi", _f64), ("chi_err", _f64),
         ("mc_e", _f64), ("mc_e_err", _f64), ("mc_m_abs", _f64), ("mc_m_abs_err", _f64),
         ("mc_C", _f64), ("mc_C_err", _f64), ("mc_chi", _f64), ("mc_chi_err", _f64),
-        ("w1_e", _f64), ("w1_m", _f64), ("wall_s", _f64), ("train_samples_per_s", _f64),
+        ("w1_e", _f64), ("w1_m", _f64), ("m_pos_frac", _f64), ("flip_rate", _f64),
+        ("wall_s", _f64), ("train_samples_per_s", _f64),
     ),
     "rbm_params": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("init_std", _f64),
@@ -60,17 +66,18 @@ SCHEMAS: dict[str, pa.Schema] = {
     "free_energy": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("lnZ_rbm", _f64), ("lnZ_rbm_err", _f64), ("lnZ_method", _str),
         ("lnZ_ising", _f64), ("nll_train", _f64), ("nll_test", _f64),
-        ("F_data_mean", _f64), ("F_model_mean", _f64), ("kl_per_spin", _f64),
-        ("heff_slope", _f64), ("heff_r2", _f64),
+        ("F_data_mean", _f64), ("F_model_mean", _f64), *_FIDELITY,
     ),
     "spectra": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("rank", _i32), ("eigenvalue", _f64),
-        ("mp_lower", _f64), ("mp_upper", _f64), ("lambda_max", _f64), ("n_outliers", _i32),
-        ("effective_rank", _f64), ("numerical_rank", _i32), ("psd_ok", pa.bool_()), ("rank_ok", pa.bool_()),
+        ("sigma_fit", _f64), ("mp_lower", _f64), ("mp_upper", _f64), ("n_outliers", _i32),
+        ("mp_ks", _f64), ("lambda_max", _f64), ("lambda_min", _f64), ("effective_rank", _f64),
+        ("numerical_rank", _i32),
     ),
     "rg_alignment": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("unit", _i32), ("block", _i32), ("score", _f64),
-        ("baseline", _f64), ("row", _i32), ("col", _i32), ("corr", _f64),
+        ("baseline", _f64), ("null_score", _f64), ("excess", _f64), ("row", _i32), ("col", _i32),
+        ("corr", _f64), ("null_corr", _f64),
     ),
     "transport": _schema(
         *_TRAIN_KEY, ("epoch", _i32), ("w2_to_init", _f64), ("w2_to_prev", _f64), ("path_length", _f64),

@@ -169,12 +169,12 @@ class RBMSpec:
     """``[rbm]``: the RBM variants trained on every sample set (absent: no training stage)."""
 
     n_hidden: tuple[int | str, ...] = (16,)
-    method: str = "cd"  # PCD chains get trapped below and at Tc (see README, RBM stage)
-    k: int = 1
-    learning_rate: float = 0.01
+    method: str = "pcd"
+    k: int = 5
+    learning_rate: float = 0.05
     momentum: float = 0.5
-    lr_schedule: str = "constant"
-    epochs: int = 50
+    lr_schedule: str = "linear"
+    epochs: int = 200
     batch_size: int = 100
     checkpoints: tuple[int, ...] = (0,)
     held_out: float = 0.2
@@ -186,10 +186,14 @@ class RBMSpec:
     max_exact_units: int = 20
     gibbs_chains: int = 100
     gibbs_steps: int = 1000
+    centering: bool = True
+    flip_moves: bool = True
+    averaging: float = 0.5
 
     KEYS = ("n_hidden", "method", "k", "learning_rate", "momentum", "lr_schedule", "epochs",
             "batch_size", "checkpoints", "held_out", "seeds", "l1", "l2", "init_std",
-            "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps")
+            "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps", "centering",
+            "flip_moves", "averaging")
 
     @classmethod
     def parse(cls, t: dict) -> "RBMSpec":
@@ -229,6 +233,9 @@ class RBMSpec:
                                  ge=1),
             gibbs_chains=_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1),
             gibbs_steps=_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10),
+            centering=_bool("rbm.centering", t.get("centering", d.centering)),
+            flip_moves=_bool("rbm.flip_moves", t.get("flip_moves", d.flip_moves)),
+            averaging=_float("rbm.averaging", t.get("averaging", d.averaging), ge=0, lt=1),
         )
 
 

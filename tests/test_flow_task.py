@@ -54,7 +54,10 @@ def test_flow_stage_fills_the_rg_flow_table(tmp_path):
     assert stacked["extent"].notna().all() and (stacked["extent"] >= 0).all()
     params = read_table(out, "rbm_params")
     assert sorted(set(params["layer"])) == [1, 2] and set(params["n_hidden"]) == {16, 4}
-    assert read_table(out, "spectra")["psd_ok"].all()
+    spectra = read_table(out, "spectra")
+    assert (spectra["sigma_fit"] > 0).all() and spectra["mp_ks"].between(0, 1).all()
+    align = read_table(out, "rg_alignment")
+    assert align["null_score"].notna().all()  # every stacked layer has its permuted-site null
 
 
 def test_flow_task_with_two_failed_inputs_is_counted_once(tmp_path, monkeypatch, capsys):

@@ -151,8 +151,14 @@ def test_sample_layout_and_thinning():
     assert_array_equal(a.reshape(2, 3, 6)[0], b.reshape(10, 3, 6)[4])
 
 
-def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedule, seed):
-    """Plain transcription of the documented CD-k / PCD-k update, float32, same draw order."""
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedule, seed,
+                  centering=False, flip=False, averaging=0.0):
+    """Plain transcription of the documented CD-k / PCD-k update, float32, same draw order:
+    centered steps, global-flip moves on the PCD chains and Polyak averaging when asked."""
     f32 = np.float32
     rng = np.random.default_rng(seed)
     n, n_v = V.shape
@@ -165,6 +171,10 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
     lanes = LaneStream(rng)  # Gibbs draws; the minibatch orders stay with rng
     vel = [np.zeros_like(W), np.zeros_like(a), np.zeros_like(b)]
     total, t = epochs * -(-n // m_max), 0
+    mu_v = (V.sum(0) / n).astype(f32)
+    lam = np.full(n_h, 0.5, f32)
+    start = total - int(round(averaging * total)) if averaging else total
+    mean, n_mean = None, 0
     for _ in range(epochs):
         order = rng.permutation(n)
         for s in range(0, n, m_max):
@@ -172,6 +182,11 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
             m = len(vp)
             php = expit(vp @ W + b)
             vn = vp.copy() if method == "cd" else chains[:m]
+            if method == "pcd" and flip:  # F(v) - F(-v) in float64, accept min(1, exp(.))
+                u = rng.random(m)
+                x = (vn @ W).astype(np.float64)
+                d = -2 * (vn @ a) - (_softplus(b + x) - _softplus(b - x)).sum(1)
+                vn[(d >= 0) | (u < np.exp(np.minimum(d, 0)))] *= -1
             phn = expit(vn @ W + b)
             for _ in range(k):
                 h = (lanes.uniforms(m, n_h) < phn).astype(f32)
@@ -183,17 +198,32 @@ def reference_fit(V, n_h, method, k, lr0, mu, l1, l2, batch_size, epochs, schedu
             gW = vp.T @ php
             gW -= vn.T @ phn
             gW *= f32(1.0 / m)
+            dv, dh = vp.mean(0) - vn.mean(0), php.mean(0) - phn.mean(0)
+            if centering:
+                lam = lam * f32(0.99) + f32(0.01) * php.mean(0)
+                gW -= np.outer(mu_v, dh) + np.outer(dv, lam)
             gW -= f32(l2) * W
             gW -= f32(l1) * np.sign(W)
             p = t / total
             lr = f32({"constant": lr0, "linear": lr0 * (1 - 0.9 * p),
                       "inverse": lr0 / (1 + 9 * p)}[schedule])
-            grads = [gW, vp.mean(0) - vn.mean(0), php.mean(0) - phn.mean(0)]
-            for theta, v_, g in zip((W, a, b), vel, grads):
+            for theta, v_, g in zip((W, a, b), vel, [gW, dv, dh]):
                 v_ *= f32(mu)
                 v_ += lr * g
                 theta += v_
+            if centering:  # the stored parameters follow the centered ones
+                a -= vel[0] @ lam
+                b -= vel[0].T @ mu_v
             t += 1
+            if t > start:
+                n_mean += 1
+                if mean is None:
+                    mean = [W.copy(), a.copy(), b.copy()]
+                else:
+                    for avg, x in zip(mean, (W, a, b)):
+                        avg += (x - avg) / n_mean
+    if mean is not None:
+        W, a, b = mean
     return W, a, b, (chains if method == "pcd" else None)
 
 
@@ -214,6 +244,27 @@ def test_fit_equals_reference_implementation(split_data, method, k, schedule):
         assert_array_equal(model.persistent_chains_, chains.astype(np.int8))
     else:
         assert model.persistent_chains_ is None
+
+
+@pytest.mark.parametrize("method, centering, flip, averaging", [
+    ("pcd", True, True, 0.5), ("pcd", False, True, 0.0), ("cd", True, False, 0.3),
+    ("pcd", True, False, 0.0)])
+def test_centered_flip_and_averaged_fit_equals_reference(split_data, method, centering, flip, averaging):
+    V = split_data[0][:70]
+    kw = dict(k=2, lr0=0.05, mu=0.5, l1=1e-3, l2=1e-2, batch_size=25, epochs=4,
+              schedule="linear", seed=7)
+    W, a, b, chains = reference_fit(V, 4, method, centering=centering, flip=flip,
+                                    averaging=averaging, **kw)
+    model = RBM(4, method=method, k=2, learning_rate=0.05, momentum=0.5, l1=1e-3, l2=1e-2,
+                batch_size=25, epochs=4, lr_schedule="linear", centering=centering,
+                flip_moves=flip, averaging=averaging, random_state=7).fit(V)
+    assert_allclose(model.W_, W, rtol=2e-5, atol=2e-6)
+    assert_allclose(model.a_, a, rtol=2e-5, atol=2e-6)
+    assert_allclose(model.b_, b, rtol=2e-5, atol=2e-6)
+    if chains is not None:
+        assert_array_equal(model.persistent_chains_, chains.astype(np.int8))
+    if flip:
+        assert 0.0 < model.flip_rate_ <= 1.0
 
 
 @pytest.mark.parametrize("method", ["cd", "pcd"])
@@ -320,3 +371,36 @@ def test_sampling_casts_float64_parameters_to_the_kernels_dtype():
     assert_array_equal(model.sample(50, 4, np.random.default_rng(2)), expected)
     assert_array_equal(model.gibbs(expected[:50], 2, np.random.default_rng(3)),
                        tiny_model(n_v=6, n_h=3, seed=8).gibbs(expected[:50], 2, np.random.default_rng(3)))
+
+
+def _two_sector_model():
+    """6 spins, two hidden units that each favour one fully aligned sector (weights 2.5), a
+    weak visible bias toward +1: a bimodal p(v) whose sectors block Gibbs sampling does not
+    cross in a few dozen steps."""
+    W = np.zeros((6, 2))
+    W[:, 0], W[:, 1] = 2.5, -2.5
+    return RBM.from_params(W, np.full(6, 0.05), np.full(2, -7.0))
+
+
+def _sector_counts(draws):
+    return np.bincount(((draws > 0) * (1 << np.arange(draws.shape[1]))).sum(axis=1), minlength=64)
+
+
+def test_flip_moves_sample_the_exact_marginal_across_sectors():
+    model = _two_sector_model()
+    V = states(6, True)
+    log_q = -model.free_energy(V)
+    p = np.exp(log_q - logsumexp(log_q))
+    assert 0.3 < p[V.sum(1) < 0].sum() < 0.5  # both sectors carry weight
+    init = np.ones((20000, 6), dtype=np.int8)  # every chain starts in the + sector
+    draws = model.sample(20000, 1, np.random.default_rng(11), init=init, burn_in=20,
+                         flip_moves=True)
+    keep = p > 1e-4
+    counts = _sector_counts(draws)
+    assert chisquare(counts[keep], counts[keep].sum() * p[keep] / p[keep].sum()).pvalue > 1e-3
+    assert 0.0 < model.sample_flip_rate_ < 1.0
+    # power: without the flip moves the chains stay where they started
+    stuck = model.sample(20000, 1, np.random.default_rng(11), init=init, burn_in=20)
+    assert np.mean(stuck.sum(axis=1) < 0) < 0.05  # against about 0.4 in equilibrium
+    counts = _sector_counts(stuck)
+    assert chisquare(counts[keep], counts[keep].sum() * p[keep] / p[keep].sum()).pvalue < 1e-10

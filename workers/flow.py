@@ -67,8 +67,8 @@ def _blockspin(source, T, configs, cfg, curves, rng) -> list[dict]:
 class _LayerTables:
     """rbm_params / spectra / rg_alignment rows of the RBMs a flow trains (layer column = depth)."""
 
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
+    def __init__(self, cfg: dict, perm: np.ndarray):
+        self.cfg, self.perm = cfg, perm
         self.rows = {"rbm_params": [], "spectra": [], "rg_alignment": []}
 
     def add(self, source, T, layer, W, a, b, field, V_test=None) -> float:
@@ -78,14 +78,15 @@ class _LayerTables:
         key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg["method"],
                "rbm_seed": 0, "layer": layer, "epoch": cfg["epochs"]}
         self.rows["rbm_params"].append({**key, "init_std": cfg["init_std"], "a": a, "b": b, "W": W.ravel()})
-        self.rows["spectra"].append(with_constants(spectrum_rows(W, cfg["init_std"]), **key))
+        self.rows["spectra"].append(with_constants(spectrum_rows(W), **key))
         # Alignment of the receptive field projected to the lattice; the blocks a layer of depth
         # k should see are b^k wide (block-spin RG), capped at L/2.  corr only for layer 1,
         # whose projected field is its own W.
         target = min(cfg["block"] ** layer, L // 2)
         mean_at_target = _NAN
         corr_from = {"b_hidden": b, "V": V_test} if layer == 1 else {}
-        for block, rows in zip(cfg["block_sizes"], alignment_rows(field, L, cfg["block_sizes"], **corr_from)):
+        rows_per_block = alignment_rows(field, L, cfg["block_sizes"], perm=self.perm, **corr_from)
+        for block, rows in zip(cfg["block_sizes"], rows_per_block):
             self.rows["rg_alignment"].append(with_constants(rows, **{**key, "n_visible": L * L}))
             if block == target:
                 mean_at_target = float(np.mean(rows["score"]))
@@ -100,7 +101,8 @@ class _LayerTables:
 def _rbm_kwargs(cfg: dict) -> dict:
     return {"method": cfg["method"], "k": cfg["k"], "learning_rate": cfg["learning_rate"],
             "momentum": cfg["momentum"], "l2": cfg["l2"], "batch_size": cfg["batch_size"],
-            "epochs": cfg["epochs"], "init_std": cfg["init_std"]}
+            "epochs": cfg["epochs"], "init_std": cfg["init_std"], "centering": cfg["centering"],
+            "flip_moves": cfg["flip_moves"], "averaging": cfg["averaging"]}
 
 
 def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
@@ -137,12 +139,13 @@ def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
 def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     """All three flows for one lattice size; returns rg_flow, rbm_params, spectra, rg_alignment."""
     cfg, L = config, config["L"]
-    blk_ss, stack_ss, flow_ss = np.random.SeedSequence(cfg["seed"], spawn_key=tuple(spawn_key)).spawn(3)
+    blk_ss, stack_ss, flow_ss, perm_ss = np.random.SeedSequence(
+        cfg["seed"], spawn_key=tuple(spawn_key)).spawn(4)
     curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg["sources"]])}
     for Lc, members in cfg["curves"]:
         curves[Lc] = mc_curves([inputs[s]["ising"] for _, s in members])
     data = {s: samples_array(inputs[s]["samples"], L * L) for _, s in cfg["sources"]}
-    layers = _LayerTables(cfg)
+    layers = _LayerTables(cfg, np.random.default_rng(perm_ss).permutation(L * L))
     rows = []
     blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)
     for T, source in sorted(cfg["sources"]):

@@ -33,7 +33,9 @@ _SCHEDULES = ("constant", "linear", "inverse")
 _BIAS_INITS = ("zero", "data")
 _PARAM_NAMES = ("n_hidden", "method", "k", "learning_rate", "momentum", "l1", "l2",
                 "batch_size", "epochs", "lr_schedule", "init_std", "visible_bias_init",
-                "random_state")
+                "centering", "flip_moves", "averaging", "random_state")
+#: Rate of the moving average that tracks the hidden offsets lam (Melchior et al. 2016).
+OFFSET_RATE = 0.01
 
 
 def _as_spins(V, n_visible=None, name="V"):
@@ -64,10 +66,16 @@ class _Buffers:
         self.sum_v, self.sum_h = np.empty(n_visible, np.float32), np.empty(n_hidden, np.float32)
 
 
-def _hidden(buf, v, ph, W, b, lanes, sign=1.0, sample=True):
-    """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v)."""
+def _hidden(buf, v, ph, W, b, lanes, sign=1.0, sample=True, flip=None):
+    """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v).
+
+    ``flip = (a, u)``: first a global spin-flip Metropolis-Hastings move on every row of v
+    (:func:`workers.rbm_kernels._flip_rows`, one uniform of u per row); returns its flips.
+    """
     np.matmul(v, W, out=ph)
+    flips = K._flip_rows(ph, v, flip[0], b, flip[1]) if flip is not None else 0
     K._hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
+    return flips
 
 
 def _visible(buf, m, W, a, v, lanes):
@@ -77,12 +85,16 @@ def _visible(buf, m, W, a, v, lanes):
     K._visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
 
 
-def _gibbs32(buf, m, k, W, a, b, lanes):
-    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place."""
+def _gibbs32(buf, m, k, W, a, b, lanes, flip_rng=None):
+    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place; with
+    ``flip_rng`` each step starts with a global spin-flip move. Returns the flips."""
     v, ph = buf.v[:m], buf.ph[:m]
+    flips = 0
     for _ in range(k):
-        _hidden(buf, v, ph, W, b, lanes)
+        flip = (a, flip_rng.random(m)) if flip_rng is not None else None
+        flips += _hidden(buf, v, ph, W, b, lanes, flip=flip)
         _visible(buf, m, W, a, v, lanes)
+    return flips
 
 
 class RBM:
@@ -119,6 +131,23 @@ class RBM:
     visible_bias_init : {"zero", "data"}
         a starts at 0, or at the base-rate biases of the training data
         (:func:`workers.partition.visible_bias_from_data`, pseudo-count 1).
+    centering : bool
+        Follow the gradient in centered coordinates (Montavon & Mueller 2012; Melchior, Fischer
+        & Wiskott 2016): the energy is written -a_c.(v - mu) - b_c.(h - lam) - (v - mu)^T W
+        (h - lam) with mu the data mean of v and lam a moving average (rate
+        :data:`OFFSET_RATE`) of p(h = 1 | v) over the minibatches (it starts at 1/2). The model
+        is the same RBM (a = a_c - W lam, b = b_c - W^T mu are what is stored); only the
+        direction of the steps changes, which makes them far better conditioned. See Notes.
+    flip_moves : bool
+        PCD only: once per update, before its k Gibbs steps, each persistent chain proposes
+        v -> -v and accepts with probability min(1, exp(F(v) - F(-v))). The move leaves p(v)
+        exact, and lets the chains cross between the two magnetisation sectors of an ordered
+        model, which block Gibbs sampling almost never does.
+    averaging : float in [0, 1)
+        Polyak-Ruppert averaging: the fitted parameters are the mean of the parameters after
+        each of the last ``averaging`` fraction of the updates (0: the last update's). A
+        checkpoint inside that window sees the mean so far. PCD's persistent chains chase a
+        moving model, so the last iterate oscillates about the fixed point; the mean does not.
     random_state : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Turned into one Generator at the start of :meth:`fit`, which draws the initial weights,
         the PCD chains' starting rows, the seeds of the Gibbs samplers' random lanes
@@ -137,6 +166,10 @@ class RBM:
         How a_ was initialised ("given": :meth:`from_params`).
     epochs_done_, n_updates_ : int
         Progress of the last fit.
+    flip_rate_ : float or None
+        Accepted fraction of the global-flip moves of the last fit (None without them).
+    hidden_offset_ : ndarray (n_hidden,) float32 or None
+        The final hidden offsets lam of a centered fit.
     persistent_chains_ : ndarray (batch_size, n_visible) int8 or None
         Final PCD chains (None for CD): samples of the model at the end of training.
 
@@ -148,12 +181,17 @@ class RBM:
         dW = <v p(h|v)^T>_data - <v p(h|v)^T>_neg,  da = <v>_data - <v>_neg,
         db = <p(h|v)>_data - <p(h|v)>_neg.
 
+    Centered (``centering=True``), with dv = da and dh = db above, the steps are taken in
+    (W, a_c, b_c): dW_c = dW - mu dh^T - dv lam^T, da_c = dv, db_c = dh, and the stored
+    parameters move by W += step_W, a += step_a - step_W lam, b += step_b - step_W^T mu.
+
     :meth:`fit` updates W_, a_, b_ in place: a callback that keeps them must copy them.
     """
 
     def __init__(self, n_hidden, method="cd", k=1, learning_rate=0.01, momentum=0.5, l1=0.0,
                  l2=1e-4, batch_size=100, epochs=10, lr_schedule="constant", init_std=0.01,
-                 visible_bias_init="data", random_state=None):
+                 visible_bias_init="data", centering=False, flip_moves=False, averaging=0.0,
+                 random_state=None):
         self.n_hidden = n_hidden
         self.method = method
         self.k = k
@@ -166,6 +204,9 @@ class RBM:
         self.lr_schedule = lr_schedule
         self.init_std = init_std
         self.visible_bias_init = visible_bias_init
+        self.centering = centering
+        self.flip_moves = flip_moves
+        self.averaging = averaging
         self.random_state = random_state
 
     def get_params(self, deep=True):
@@ -194,6 +235,7 @@ class RBM:
         model.W_, model.a_, model.b_ = W, a, b
         model.init_std_, model.visible_bias_init_ = None, "given"
         model.epochs_done_, model.n_updates_, model.persistent_chains_ = 0, 0, None
+        model.flip_rate_, model.hidden_offset_ = None, None
         return model
 
     def _check_fitted(self):
@@ -217,7 +259,10 @@ class RBM:
                  ("lr_schedule", p.lr_schedule in _SCHEDULES, f"one of {_SCHEDULES}"),
                  ("init_std", num(p.init_std, 0), ">= 0"),
                  ("visible_bias_init", p.visible_bias_init in _BIAS_INITS,
-                  f"one of {_BIAS_INITS}")]
+                  f"one of {_BIAS_INITS}"),
+                 ("centering", isinstance(p.centering, (bool, np.bool_)), "True or False"),
+                 ("flip_moves", isinstance(p.flip_moves, (bool, np.bool_)), "True or False"),
+                 ("averaging", num(p.averaging, 0, 1), "in [0, 1)")]
         for name, ok, rule in rules:
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
@@ -264,6 +309,7 @@ class RBM:
         self.a_ = (visible_bias_from_data(V).astype(np.float32) if self.visible_bias_init == "data"
                    else np.zeros(n_v, np.float32))
         self.epochs_done_, self.n_updates_, self.persistent_chains_ = 0, 0, None
+        self.flip_rate_, self.hidden_offset_ = None, None
         if callback is not None:
             callback(0, self)
 
@@ -281,6 +327,15 @@ class RBM:
         total = int(self.epochs) * len(starts)
         mu = np.float32(self.momentum)
         l1, l2 = np.float32(self.l1), np.float32(self.l2)
+        flip = self.method == "pcd" and bool(self.flip_moves)
+        flips = proposals = 0
+        if self.centering:
+            mu_v = (V.sum(axis=0, dtype=np.int64) / n).astype(np.float32)
+            lam = np.full(n_h, 0.5, np.float32)
+            nu = np.float32(OFFSET_RATE)
+        # Polyak-Ruppert: the mean of the parameters after updates avg_start + 1, ..., total
+        avg_start = total - int(round(float(self.averaging) * total)) if self.averaging else total
+        averaged, n_avg = None, 0
 
         for epoch in range(1, int(self.epochs) + 1):
             order = rng.permutation(n)
@@ -295,20 +350,41 @@ class RBM:
                 _hidden(buf, vp, php, W, b, lanes, sample=self.method == "cd")
                 np.copyto(sum_php, buf.sum_h)
                 if self.method == "pcd":
-                    _hidden(buf, vn, phn, W, b, lanes)
+                    flips += _hidden(buf, vn, phn, W, b, lanes,
+                                     flip=(a, rng.random(m)) if flip else None)
+                    proposals += m if flip else 0
                 for step in range(k):
                     _visible(buf, m, W, a, vn, lanes)
                     _hidden(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
                 np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
                 lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
-                K._update(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php, buf.sum_h,
-                          mu, lr, inv_m, l2, l1)
+                if self.centering:
+                    lam *= np.float32(1.0) - nu
+                    lam += nu * inv_m * sum_php
+                    K._update_centered(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b,
+                                       sum_php, buf.sum_h, mu_v, lam, mu, lr, inv_m, l2, l1)
+                else:
+                    K._update(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php,
+                              buf.sum_h, mu, lr, inv_m, l2, l1)
                 if idle is not None:
                     VV[m:m_max] = idle
                 self.n_updates_ += 1
+                if self.n_updates_ > avg_start:
+                    n_avg += 1
+                    if averaged is None:
+                        averaged = (W.copy(), a.copy(), b.copy())
+                    else:
+                        for mean, x in zip(averaged, (W, a, b)):
+                            K._running_mean(mean, x, np.float32(1.0 / n_avg))
             self.epochs_done_ = epoch
+            if averaged is not None:  # what checkpoints and the caller see
+                self.W_, self.a_, self.b_ = averaged
             if self.method == "pcd":
                 self.persistent_chains_ = VV[:m_max].astype(np.int8)
+            if flip:
+                self.flip_rate_ = flips / max(proposals, 1)
+            if self.centering:
+                self.hidden_offset_ = lam.copy()
             if callback is not None and epoch in checkpoints:
                 callback(epoch, self)
         return self
@@ -355,11 +431,14 @@ class RBM:
         _gibbs32(buf, V.shape[0], int(k), *self._params32(), K.make_lanes(rng))
         return buf.v.astype(np.int8)
 
-    def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0):
+    def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0, flip_moves=False):
         """Draws of p(v) from persistent block-Gibbs chains.
 
         Each chain does ``burn_in`` unrecorded steps, then ``n_steps`` steps of which every
-        ``thin``-th is recorded. One step is v -> h -> v.
+        ``thin``-th is recorded. One step is v -> h -> v, preceded with ``flip_moves`` by a
+        global spin-flip Metropolis-Hastings move (see ``flip_moves`` of the class), so that
+        the chains of an ordered model visit both magnetisation sectors. The accepted fraction
+        of those moves is left in ``self.sample_flip_rate_``.
 
         Parameters
         ----------
@@ -391,10 +470,13 @@ class RBM:
             buf.v[:] = init
         lanes = K.make_lanes(rng)
         W, a, b = self._params32()
-        _gibbs32(buf, n_chains, burn_in, W, a, b, lanes)
+        flip_rng = rng if flip_moves else None
+        flips = _gibbs32(buf, n_chains, burn_in, W, a, b, lanes, flip_rng)
         n_records = n_steps // thin
         out = np.empty((n_records, n_chains, n_v), np.int8)
         for r in range(n_records):
-            _gibbs32(buf, n_chains, thin, W, a, b, lanes)
+            flips += _gibbs32(buf, n_chains, thin, W, a, b, lanes, flip_rng)
             out[r] = buf.v
+        steps = burn_in + n_records * thin
+        self.sample_flip_rate_ = flips / (steps * n_chains) if flip_moves and steps else None
         return out.reshape(n_records * n_chains, n_v)

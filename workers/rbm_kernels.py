@@ -20,6 +20,8 @@ The lane states are a C-contiguous ``uint64`` array of shape (2, LANES), never a
 lane, drawn from the caller's ``numpy.random.Generator`` (:func:`make_lanes`).
 """
 
+import math
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -211,3 +213,83 @@ def _update(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu,
             step = mu * vel[j] + lr * ((pos[j] - neg[j]) * inv_m)
             vel[j] = step
             theta[j] += step
+
+
+@njit(inline="always")
+def _softplus64(z):
+    """log(1 + exp(z)) in float64 without overflow."""
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@njit(cache=True)
+def _flip_rows(pre, v, a, b, u):
+    """Global spin-flip Metropolis-Hastings move on each row (chain) r, after ``pre = v W``.
+
+    p(v) ~ exp(-F(v)) with F(v) = -a.v - sum_j softplus(b_j + (v W)_j), so the flip v -> -v is
+    accepted with probability min(1, exp(F(v) - F(-v))) where F(v) - F(-v) =
+    -2 a.v - sum_j [softplus(b_j + x_j) - softplus(b_j - x_j)], x = v W (float64 sums). The
+    proposal is its own inverse, so the move leaves p(v) invariant. An accepted row has v and
+    pre negated in place. ``u`` holds one uniform per row; returns the number of flips.
+    """
+    m, n_h = pre.shape
+    flips = 0
+    for r in range(m):
+        av = 0.0
+        for i in range(v.shape[1]):
+            av += a[i] * v[r, i]
+        d = 0.0
+        for j in range(n_h):
+            x = np.float64(pre[r, j])
+            d += _softplus64(b[j] + x) - _softplus64(b[j] - x)
+        log_ratio = -2.0 * av - d
+        if log_ratio >= 0.0 or u[r] < math.exp(log_ratio):
+            flips += 1
+            for i in range(v.shape[1]):
+                v[r, i] = -v[r, i]
+            for j in range(n_h):
+                pre[r, j] = -pre[r, j]
+    return flips
+
+
+@njit(cache=True, error_model="numpy")
+def _update_centered(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu_v, lam,
+                     mu, lr, inv_m, l2, l1):
+    """One momentum step in centered coordinates (Montavon & Mueller 2012; Melchior et al. 2016).
+
+    With offsets mu_v (visible) and lam (hidden) the centered gradient of W is
+    G inv_m - mu_v dh^T - dv lam^T with dv = (sum_vp - sum_vn) inv_m, dh = (sum_hp - sum_hn)
+    inv_m; the velocities live in centered coordinates (vel_a, vel_b for a_c = a + W lam and
+    b_c = b + W^T mu_v) and the stored standard parameters follow them:
+    W += vel_W, a += vel_a - vel_W lam, b += vel_b - vel_W^T mu_v.
+    """
+    n_v, n_h = W.shape
+    shift_a = np.zeros(n_v, np.float32)
+    shift_b = np.zeros(n_h, np.float32)
+    for i in range(n_v):
+        dv = (sum_vp[i] - sum_vn[i]) * inv_m
+        for j in range(n_h):
+            w = W[i, j]
+            sgn = _ONE if w > _ZERO else (-_ONE if w < _ZERO else _ZERO)
+            dh = (sum_hp[j] - sum_hn[j]) * inv_m
+            g = G[i, j] * inv_m - mu_v[i] * dh - dv * lam[j] - l2 * w - l1 * sgn
+            step = mu * vel_W[i, j] + lr * g
+            vel_W[i, j] = step
+            W[i, j] = w + step
+            shift_a[i] += step * lam[j]
+            shift_b[j] += step * mu_v[i]
+    for i in range(n_v):
+        step = mu * vel_a[i] + lr * ((sum_vp[i] - sum_vn[i]) * inv_m)
+        vel_a[i] = step
+        a[i] += step - shift_a[i]
+    for j in range(n_h):
+        step = mu * vel_b[j] + lr * ((sum_hp[j] - sum_hn[j]) * inv_m)
+        vel_b[j] = step
+        b[j] += step - shift_b[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _running_mean(avg, x, weight):
+    """avg <- avg + weight (x - avg) elementwise (any shape, C-contiguous float32)."""
+    fa, fx = avg.reshape(-1), x.reshape(-1)
+    for i in range(fa.size):
+        fa[i] += weight * (fx[i] - fa[i])

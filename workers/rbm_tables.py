@@ -17,41 +17,59 @@ from .spectra import spectrum_summary, wishart_eigenvalues
 __all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack", "columns_of"]
 
 
-def spectrum_rows(W: np.ndarray, init_std: float) -> dict:
+def spectrum_rows(W: np.ndarray) -> dict:
     """The ``spectra`` columns of one weight matrix W (n_visible, n_hidden): one row per
-    non-zero eigenvalue of W W^T, with the MP edges for the initial ``init_std`` and the
-    per-matrix summary repeated on every row."""
+    non-zero eigenvalue of W W^T, with the per-matrix summary against the Marchenko-Pastur
+    law fitted to its bulk (:func:`workers.spectra.spectrum_summary`) repeated on every row."""
     n_v, n_h = W.shape
     eigs = wishart_eigenvalues(W)
-    s = spectrum_summary(eigs, init_std, n_v, n_h)
+    s = spectrum_summary(eigs, n_v, n_h)
     n = len(eigs)
-    return {"rank": np.arange(n), "eigenvalue": eigs, "mp_lower": np.full(n, s["mp_lower"]),
-            "mp_upper": np.full(n, s["mp_upper"]),
-            "lambda_max": np.full(n, s["lambda_max"]), "n_outliers": np.full(n, s["n_outliers"]),
-            "effective_rank": np.full(n, s["effective_rank"]),
-            "numerical_rank": np.full(n, s["numerical_rank"]),
-            "psd_ok": np.full(n, bool(s["psd_ok"])), "rank_ok": np.full(n, bool(s["rank_ok"]))}
+    return {"rank": np.arange(n), "eigenvalue": eigs, **{k: np.full(n, v) for k, v in s.items()}}
 
 
-def alignment_rows(field: np.ndarray, L: int, blocks, b_hidden=None, V=None) -> list[dict]:
+def alignment_rows(field: np.ndarray, L: int, blocks, b_hidden=None, V=None, perm=None) -> list[dict]:
     """The ``rg_alignment`` columns of the receptive fields ``field`` (N, units), one dict per
     block size in ``blocks``.
 
     ``corr`` (|corr| of p(h_j = 1 | v) with the best block's mean spin on the configurations V)
     needs the hidden biases and V, and is meaningful only when ``field`` is the RBM's own W;
     without them it is NaN. p(h | v) does not depend on the block: it is computed once.
+
+    The null (``perm``, a permutation of the N sites): the same fields with their sites
+    shuffled, ``field[perm]``, i.e. the same weights with the lattice geometry taken away.
+    ``null_score`` is its block score, ``excess = score - null_score``, and ``null_corr`` the
+    |corr| of the permuted model's p(h | v) with its own best block. Where every field tracks
+    the magnetisation (the ordered phase) corr is large for the null too. Without ``perm`` the
+    null columns are NaN.
     """
     units = field.shape[1]
-    act = None
-    if b_hidden is not None and V is not None:
-        act = expit(np.asarray(b_hidden, dtype=np.float64) + np.asarray(V, dtype=np.float64) @ field)
+    nan = np.full(units, np.nan)
+    null_field = None if perm is None else np.asarray(field)[np.asarray(perm)]
+
+    def activations(f):
+        if b_hidden is None or V is None:
+            return None
+        return expit(np.asarray(b_hidden, dtype=np.float64) + np.asarray(V, dtype=np.float64) @ f)
+
+    act = activations(field)
+    null_act = activations(null_field) if null_field is not None else None
     out = []
     for block in blocks:
         al = block_alignment(field, L, block)
         corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V, act=act)
-                if act is not None else np.full(units, np.nan))
+                if act is not None else nan)
+        null_score, null_corr = nan, nan
+        if null_field is not None:
+            nl = block_alignment(null_field, L, block)
+            null_score = nl["score"]
+            if null_act is not None:
+                null_corr = block_correlation(null_field, b_hidden, L, block, nl["row"], nl["col"], V,
+                                              act=null_act)
         out.append({"unit": np.arange(units), "block": np.full(units, block), "score": al["score"],
-                    "baseline": al["baseline"], "row": al["row"], "col": al["col"], "corr": corr})
+                    "baseline": al["baseline"], "null_score": null_score,
+                    "excess": al["score"] - null_score, "row": al["row"], "col": al["col"],
+                    "corr": corr, "null_corr": null_corr})
     return out
 
 

@@ -8,9 +8,21 @@ block alignment per block size; and the Bures-Wasserstein path of N(0, W W^T).  
 samples the trained RBM with persistent block-Gibbs chains and compares e, |m|, C and chi with
 the Monte Carlo values of the same samples (Torlai & Melko, PRB 94, 165134, 2016).
 
+Every signature comes with its null and an error bar: KL with a tau_int-aware error (beta H as
+a control variate, the AIS error in quadrature); the effective-Hamiltonian fit raw and beyond
+the magnetisation, with jackknife errors (epoch 0, the random initialisation, is its null);
+the spectrum against the Marchenko-Pastur law of its own bulk (epoch 0 a true Wishart draw);
+block alignment beside the same weights with the lattice sites permuted (one fixed permutation
+per task).
+
 Randomness: the held-out split derives from the *sample* task's id, so every RBM variant trained
-on one sample set holds out the same configurations; training, AIS and Gibbs sampling draw from
-independent children of the training task's own SeedSequence.
+on one sample set holds out the same configurations; training, AIS, the short model chains,
+Gibbs sampling and the site permutation draw from independent children of the training task's
+own SeedSequence.
+
+The held-out configurations are measured in *chain order* (time order within each Monte Carlo
+chain, chains one after the other; the multi-spin sampler stores its 64 chains interleaved), so
+that autocorrelation-aware errors see the real time series.
 """
 
 from __future__ import annotations
@@ -21,18 +33,27 @@ import time
 import numpy as np
 
 from .exact import kaufman
-from .free_energy import heff_fit, ising_energy, kl_per_spin, nll_per_spin, rbm_free_energy
+from .free_energy import heff_fidelity, ising_energy, kl_estimate, nll_per_spin, rbm_free_energy
 from .observables import thermodynamics
 from .partition import log_partition
 from .rbm import RBM
 from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
 from .tasks import samples_array
+from .multispin import N_REPLICAS
 from .transport import transport_path, wasserstein1
 
-__all__ = ["train_task", "held_out_split", "chain_major"]
+__all__ = ["train_task", "held_out_split", "chain_order", "stored_chains", "RBM_SETTINGS"]
+
+#: Config keys passed to :class:`workers.rbm.RBM` as they are.
+RBM_SETTINGS = ("method", "k", "learning_rate", "momentum", "l1", "l2", "batch_size", "epochs",
+                "lr_schedule", "init_std", "centering", "flip_moves", "averaging")
 
 #: Gibbs steps of the short model chains behind F_model_mean at each checkpoint.
 MODEL_F_STEPS = 100
+#: The final checkpoint's free_energy columns repeated in the rbm row.
+FINAL_COLUMNS = ("nll_train", "nll_test", "kl_per_spin", "kl_per_spin_err", "heff_slope",
+                 "heff_slope_err", "heff_r2", "heff_r2_err", "heff_partial_slope",
+                 "heff_partial_slope_err", "heff_partial_r2", "heff_partial_r2_err")
 #: At most this many RBM-generated configurations are recorded for the final observables: the
 #: chains are thinned to fit (successive Gibbs steps are strongly correlated anyway).
 MAX_RBM_DRAWS = 20_000
@@ -47,11 +68,18 @@ def held_out_split(n: int, held_out: float, sample_task_id: str, root_seed: int
     return np.sort(perm[:n_train]), np.sort(perm[n_train:])
 
 
-def chain_major(draws: np.ndarray, n_chains: int) -> np.ndarray:
-    """Record-major draws (R*C, N) -> chain-major (C*R, N): each chain's records contiguous,
-    so autocorrelation and blocked errors see within-chain time order."""
-    n_v = draws.shape[1]
-    return draws.reshape(-1, n_chains, n_v).transpose(1, 0, 2).reshape(-1, n_v)
+def stored_chains(ising) -> int:
+    """How many Monte Carlo chains a sample set interleaves (64 for multi-spin, else 1)."""
+    if ising is None or "algorithm_used" not in ising.column_names:
+        return 1
+    return N_REPLICAS if ising.column("algorithm_used")[0].as_py() == "multispin" else 1
+
+
+def chain_order(indices: np.ndarray, n_chains: int) -> np.ndarray:
+    """Stored-sample indices sorted by (chain, time): stored sample j is chain j % n_chains at
+    time j // n_chains (workers.ising, multi-spin); for one chain this is plain sorted order."""
+    indices = np.asarray(indices)
+    return indices[np.lexsort((indices // n_chains, indices % n_chains))]
 
 
 def _per_spin(V: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +90,13 @@ def _per_spin(V: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
 class _Checkpoints:
     """Collects the per-checkpoint rows of every table while the RBM trains."""
 
-    def __init__(self, cfg: dict, train: np.ndarray, test: np.ndarray, exact: dict, rngs):
+    def __init__(self, cfg: dict, train: np.ndarray, test: np.ndarray, exact: dict, rngs, perm):
         self.cfg, self.train, self.test, self.exact = cfg, train, test, exact
         self.ais_rng, self.model_rng = rngs
+        self.perm = perm
         self.L, self.beta = cfg["L"], 1.0 / cfg["T"]
         self.beta_H_test = self.beta * ising_energy(test, self.L)
+        self.m_test = test.astype(np.float64).mean(axis=1)
         self.rows = {name: [] for name in ("rbm_params", "free_energy", "spectra", "rg_alignment")}
         self.Ws: list[np.ndarray] = []
         self.epochs: list[int] = []
@@ -92,26 +122,28 @@ class _Checkpoints:
         F_test = rbm_free_energy(self.test, W, a, b)
         # Short model chains started from held-out data: <F> under the model, roughly.
         init = self.test[: min(len(self.test), self.cfg["gibbs_chains"])]
-        model = rbm.sample(len(init), MODEL_F_STEPS, self.model_rng, init=init, thin=MODEL_F_STEPS)
-        slope, r2 = heff_fit(F_test, self.beta_H_test)
+        model = rbm.sample(len(init), MODEL_F_STEPS, self.model_rng, init=init, thin=MODEL_F_STEPS,
+                           flip_moves=True)
+        kl = kl_estimate(F_test, self.beta_H_test, self.beta, N, self.exact["u"], lnZ,
+                         self.exact["lnZ"], lnZ_err)
         row = {
             "epoch": epoch, "lnZ_rbm": lnZ, "lnZ_rbm_err": lnZ_err, "lnZ_method": method,
             "lnZ_ising": self.exact["lnZ"],
             "nll_train": nll_per_spin((W, a, b), self.train, lnZ), "nll_test": float((F_test.mean() + lnZ) / N),
             "F_data_mean": float(F_test.mean()),
             "F_model_mean": float(rbm_free_energy(model, W, a, b).mean()),
-            "kl_per_spin": float(kl_per_spin(F_test.mean(), self.beta, N, self.exact["u"], lnZ,
-                                             self.exact["lnZ"])),
-            "heff_slope": slope, "heff_r2": r2,
+            "kl_per_spin": kl["kl_per_spin"], "kl_per_spin_err": kl["kl_per_spin_err"],
+            **heff_fidelity(F_test, self.beta_H_test, self.m_test),
         }
         self.rows["free_energy"].append(row)
         self.last = row
 
     def _spectra(self, epoch, W) -> None:
-        self.rows["spectra"].append(with_constants(spectrum_rows(W, self.cfg["init_std"]), epoch=epoch))
+        self.rows["spectra"].append(with_constants(spectrum_rows(W), epoch=epoch))
 
     def _alignment(self, epoch, W, b_hidden) -> None:
-        for rows in alignment_rows(W, self.L, self.cfg["block_sizes"], b_hidden=b_hidden, V=self.test):
+        for rows in alignment_rows(W, self.L, self.cfg["block_sizes"], b_hidden=b_hidden, V=self.test,
+                                   perm=self.perm):
             self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
 
 
@@ -119,32 +151,37 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     """Train one RBM variant and measure it; returns the columns of the six training tables."""
     cfg = config
     L, T, N = cfg["L"], cfg["T"], cfg["L"] * cfg["L"]
-    V = samples_array(inputs[cfg["sample_task"]]["samples"], N)
+    source = inputs[cfg["sample_task"]]
+    V = samples_array(source["samples"], N)
     train_idx, test_idx = held_out_split(len(V), cfg["held_out"], cfg["sample_task"], cfg["seed"])
-    train, test = V[train_idx], V[test_idx]
+    train, test = V[train_idx], V[chain_order(test_idx, stored_chains(source.get("ising")))]
 
-    fit_ss, ais_ss, model_ss, gibbs_ss = np.random.SeedSequence(cfg["seed"], spawn_key=tuple(spawn_key)).spawn(4)
+    fit_ss, ais_ss, model_ss, gibbs_ss, perm_ss = np.random.SeedSequence(
+        cfg["seed"], spawn_key=tuple(spawn_key)).spawn(5)
     ex = kaufman(L, T)
     exact = {"lnZ": float(ex["lnZ"]), "u": float(ex["u"])}
     checkpoints = _Checkpoints(cfg, train, test, exact,
-                               (np.random.default_rng(ais_ss), np.random.default_rng(model_ss)))
-    rbm = RBM(n_hidden=cfg["n_hidden"], method=cfg["method"], k=cfg["k"],
-              learning_rate=cfg["learning_rate"], momentum=cfg["momentum"], l1=cfg["l1"],
-              l2=cfg["l2"], batch_size=cfg["batch_size"], epochs=cfg["epochs"],
-              lr_schedule=cfg["lr_schedule"], init_std=cfg["init_std"], random_state=fit_ss)
+                               (np.random.default_rng(ais_ss), np.random.default_rng(model_ss)),
+                               np.random.default_rng(perm_ss).permutation(N))
+    rbm = RBM(n_hidden=cfg["n_hidden"], random_state=fit_ss, **{k: cfg[k] for k in RBM_SETTINGS})
     t0 = time.perf_counter()
     rbm.fit(train, checkpoints=[c for c in cfg["checkpoints"] if c > 0], callback=checkpoints)
     wall = time.perf_counter() - t0
     train_seconds = max(wall - checkpoints.seconds, 1e-9)
 
-    # RBM-generated observables from persistent chains, beside the MC values of the same data.
+    # RBM-generated observables, beside the MC values of the same data: persistent Gibbs chains
+    # with global-flip moves (both sectors), started at held-out configurations (near the model's
+    # typical set, so no chain spends its burn-in escaping a stripe state) and burnt in for a
+    # fifth of their steps; the chains are independent columns for the errors.
     gibbs_rng = np.random.default_rng(gibbs_ss)
     n_chains, n_steps = cfg["gibbs_chains"], cfg["gibbs_steps"]
     burn_in = n_steps // 5
     thin = max(1, math.ceil(n_chains * (n_steps - burn_in) / MAX_RBM_DRAWS))
-    draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, burn_in=burn_in, thin=thin)
-    e_rbm, m_rbm = _per_spin(chain_major(draws, n_chains), L)
-    rbm_obs = thermodynamics(e_rbm, m_rbm, L, T)
+    init = test[np.arange(n_chains) % len(test)]
+    draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, init=init, burn_in=burn_in, thin=thin,
+                       flip_moves=True)
+    e_rbm, m_rbm = _per_spin(draws, L)
+    rbm_obs = thermodynamics(e_rbm.reshape(-1, n_chains), m_rbm.reshape(-1, n_chains), L, T)
     e_mc, m_mc = _per_spin(V, L)
     mc_obs = thermodynamics(e_mc, m_mc, L, T)
 
@@ -158,15 +195,15 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     final = checkpoints.last
     obs_keys = ("e", "e_err", "m_abs", "m_abs_err", "C", "C_err", "chi", "chi_err")
     rbm_row = {
-        **key, **{k: cfg[k] for k in ("k", "learning_rate", "momentum", "lr_schedule", "epochs",
-                                       "batch_size", "l1", "l2", "init_std")},
+        **key, **{k: cfg[k] for k in RBM_SETTINGS if k != "method"},
         "n_train": len(train), "n_test": len(test),
         "lnZ_rbm": final["lnZ_rbm"], "lnZ_rbm_err": final["lnZ_rbm_err"], "lnZ_method": final["lnZ_method"],
-        **{k: final[k] for k in ("nll_train", "nll_test", "kl_per_spin", "heff_slope", "heff_r2")},
+        **{k: final[k] for k in FINAL_COLUMNS},
         **{k: float(rbm_obs[k]) for k in obs_keys},
         **{f"mc_{k}": float(mc_obs[k]) for k in obs_keys},
         "w1_e": float(wasserstein1(e_rbm, e_mc)),
         "w1_m": float(wasserstein1(np.abs(m_rbm), np.abs(m_mc))),
+        "m_pos_frac": float(np.mean(m_rbm > 0)), "flip_rate": float(rbm.sample_flip_rate_),
         "wall_s": wall, "train_samples_per_s": len(train) * cfg["epochs"] / train_seconds,
     }
     return {
