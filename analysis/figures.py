@@ -20,24 +20,24 @@ import pandas as pd  # noqa: E402
 
 from . import exact_reference as exact  # noqa: E402
 
-__all__ = ["OKABE_ITO", "thermodynamics_figure", "binder_figure", "peaks_figure",
-           "finite_size_figure", "free_energy_figure", "signature_figure", "spectra_figure",
-           "receptive_fields_figure", "flow_diagram_figure", "flow_fields_figure"]
+__all__ = ["OKABE_ITO", "curve_style", "tc_line", "save_figure", "thermodynamics_figure",
+           "binder_figure", "peaks_figure", "finite_size_figure", "free_energy_figure",
+           "spectra_figure", "receptive_fields_figure", "flow_diagram_figure", "flow_fields_figure"]
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 _T_LABEL = r"temperature $T$ [$J/k_B$]"
 
 
-def _style(i):
+def curve_style(i):
     return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": _MARKERS[i % len(_MARKERS)]}
 
 
-def _tc_line(ax):
+def tc_line(ax):
     ax.axvline(exact.TC, color="0.4", ls=":", lw=1, label=r"$T_c$ (Onsager)")
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -54,7 +54,7 @@ def thermodynamics_figure(thermo: pd.DataFrame, path) -> Path:
     axes = axes.ravel()
     t_dense = np.linspace(thermo["T"].min(), thermo["T"].max(), 200)
     for i, (L, g) in enumerate(thermo.groupby("L")):
-        st = _style(i)
+        st = curve_style(i)
         for ax, (col, err, label) in zip(axes, panels):
             ax.errorbar(g["T"], g[col], yerr=g[err], ls="none", ms=4, capsize=2, label=f"L = {L}", **st)
             ax.set_ylabel(label)
@@ -65,14 +65,14 @@ def thermodynamics_figure(thermo: pd.DataFrame, path) -> Path:
     axes[0].plot([], [], color="0.3", lw=1, label="Kaufman exact (same L)")
     for ax in axes[:5]:
         ax.set_xlabel(_T_LABEL)
-        _tc_line(ax)
+        tc_line(ax)
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     z = thermo[["L", "T", "z_e", "z_C"]] if {"z_e", "z_C"} <= set(thermo.columns) else None
     ax = axes[5]
     if z is not None:
         for i, (L, g) in enumerate(z.groupby("L")):
-            st = _style(i)
+            st = curve_style(i)
             ax.plot(g["T"], g["z_e"], ls="none", ms=4, label=f"e, L = {L}", color=st["color"], marker=st["marker"])
             ax.plot(g["T"], g["z_C"], ls="none", ms=5, mfc="none", label=f"C, L = {L}", color=st["color"],
                     marker=st["marker"])
@@ -80,7 +80,7 @@ def thermodynamics_figure(thermo: pd.DataFrame, path) -> Path:
         ax.set_ylabel("(measured - exact) / error")
         ax.set_xlabel(_T_LABEL)
         ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def binder_figure(table: pd.DataFrame, crossings: pd.DataFrame, path) -> Path:
@@ -89,8 +89,8 @@ def binder_figure(table: pd.DataFrame, crossings: pd.DataFrame, path) -> Path:
     for ax, zoom in zip(axes, (False, True)):
         for i, (L, g) in enumerate(table.groupby("L")):
             ax.errorbar(g["T"], g["binder"], yerr=g["binder_err"], ms=4, capsize=2, lw=0.8,
-                        label=f"L = {L}", **_style(i))
-        _tc_line(ax)
+                        label=f"L = {L}", **curve_style(i))
+        tc_line(ax)
         ax.axhline(exact.BINDER_CRITICAL, color="0.6", ls="--", lw=0.8, label=r"$U_4^*$ (torus, $L=\infty$)")
         ax.set_xlabel(_T_LABEL)
         ax.set_ylabel(r"Binder cumulant $U_4 = 1 - \langle m^4\rangle / 3\langle m^2\rangle^2$")
@@ -105,7 +105,7 @@ def binder_figure(table: pd.DataFrame, crossings: pd.DataFrame, path) -> Path:
                                 textcoords="offset points", xytext=(5, 5 + 8 * j), fontsize=8)
             ax.set_title("zoom near $T_c$; x: crossings of successive L with bootstrap errors", fontsize=9)
     axes[0].legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def peaks_figure(curves: dict, peaks: pd.DataFrame, path) -> Path:
@@ -120,7 +120,7 @@ def peaks_figure(curves: dict, peaks: pd.DataFrame, path) -> Path:
         for i, L in enumerate(sizes):
             if (L, obs) not in curves:
                 continue
-            st = _style(i)
+            st = curve_style(i)
             t, y, rt, ry, re = curves[(L, obs)]
             ax.plot(t, y, color=st["color"], lw=1.2)
             ax.errorbar(rt, ry, yerr=re, ls="none", ms=4, capsize=2, label=f"L = {L}", **st)
@@ -131,7 +131,7 @@ def peaks_figure(curves: dict, peaks: pd.DataFrame, path) -> Path:
             for _, row in p.iterrows():
                 ax.errorbar([row["T_peak"]], [row["height"]], xerr=[row["T_peak_err"]],
                             yerr=[row["height_err"]], color="k", marker="*", ms=10, capsize=3)
-        _tc_line(ax)
+        tc_line(ax)
         ax.set_xlabel(_T_LABEL)
         ax.set_ylabel(labels[obs])
         ax.set_yscale("log" if obs == "chi" else "linear")
@@ -139,7 +139,7 @@ def peaks_figure(curves: dict, peaks: pd.DataFrame, path) -> Path:
     axes[0].plot([], [], "k*", ms=8, label="reweighted peak")
     axes[0].legend(fontsize=8)
     axes[0].set_title("lines: multiple-histogram reweighting; points: runs", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
@@ -150,7 +150,7 @@ def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
         p = multi[multi["observable"] == obs].sort_values("L")
         if p.empty:
             continue
-        st = _style(i)
+        st = curve_style(i)
         axes[0].errorbar(1.0 / p["L"], p["T_peak"], yerr=p["T_peak_err"], ls="none", capsize=3,
                          label=f"{obs} peak", **st)
         fit = fits.get(f"T_{obs}")
@@ -167,7 +167,7 @@ def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
     p = multi[multi["observable"] == "chi"].sort_values("L")
     if not p.empty:
         axes[1].errorbar(p["L"], p["height"], yerr=p["height_err"], ls="none", capsize=3,
-                         label=r"$\chi_{max}$", **_style(0))
+                         label=r"$\chi_{max}$", **curve_style(0))
         fit = fits.get("chi_max")
         if fit:
             x = np.geomspace(p["L"].min(), p["L"].max(), 50)
@@ -178,14 +178,14 @@ def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
         axes[1].legend(fontsize=8)
     axes[1].set_xlabel(r"lattice size $L$ [lattice spacings]")
     axes[1].set_ylabel(r"peak susceptibility $\chi_{max}$ [$1/J$]")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def free_energy_figure(fe: pd.DataFrame, path) -> Path:
     """Thermodynamic-integration f minus Kaufman's exact f, per L, with the grid-only error."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for i, (L, g) in enumerate(fe.groupby("L")):
-        st = _style(i)
+        st = curve_style(i)
         axes[0].errorbar(g["T"], g["f_ti"], yerr=g["f_ti_err"], ls="none", ms=4, capsize=2,
                          label=f"L = {L}", **st)
         axes[0].plot(g["T"], g["exact_f"], color=st["color"], lw=1)
@@ -196,43 +196,15 @@ def free_energy_figure(fe: pd.DataFrame, path) -> Path:
     axes[1].plot([], [], "k--", lw=1, label="same quadrature on exact u")
     for ax in axes:
         ax.set_xlabel(_T_LABEL)
-        _tc_line(ax)
+        tc_line(ax)
     axes[0].set_ylabel(r"free energy $f$ [$J$/spin] (lines: Kaufman)")
     axes[1].set_ylabel(r"$f_{TI} - f_{exact}$ [$J$/spin]")
     axes[1].legend(fontsize=8)
-    return _save(fig, path)
-
-
-def signature_figure(table: pd.DataFrame, signatures: list[tuple[str, str]], path, baseline=None) -> Path:
-    """Signature curves against T, one panel per (signature, y label), one line per L/n_hidden."""
-    n = len(signatures)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
-    keys = sorted(table.groupby(["L", "n_hidden", "method"]).groups)
-    style_of = {k: i for i, k in enumerate(keys)}  # one style per curve across all panels
-    for ax, (name, label) in zip(axes.ravel(), signatures):
-        data = table[table["signature"] == name]
-        for (L, nh, method), g in data.groupby(["L", "n_hidden", "method"]):
-            i = style_of[(L, nh, method)]
-            g = g.sort_values("T")
-            ax.errorbar(g["T"], g["value"], yerr=g["err"].fillna(0), ms=4, capsize=2, lw=1,
-                        label=f"L={L}, n_h={nh}, {method}", **_style(i))
-            if baseline is not None and name in baseline:
-                b = baseline[name]
-                ax.axhline(b(L), color=_style(i)["color"], ls="--", lw=0.8)
-        _tc_line(ax)
-        ax.set_xlabel(_T_LABEL)
-        ax.set_ylabel(label)
-        ax.set_title(name, fontsize=9)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _mp_cdf(x, lo, hi, s2, q):
-    """Marchenko-Pastur CDF on a grid x (numerical integral of the density, DESIGN.md)."""
+    """Marchenko-Pastur CDF on a grid x (numerical integral of the density)."""
     inside = np.clip(x, lo, hi)
     t = np.linspace(lo, hi, 2001)[1:-1]
     pdf = np.sqrt((hi - t) * (t - lo)) / (2 * np.pi * s2 * q * t)
@@ -241,13 +213,14 @@ def _mp_cdf(x, lo, hi, s2, q):
 
 
 def spectra_figure(spectra: pd.DataFrame, rbm: pd.DataFrame, path) -> Path:
-    """Eigenvalues of Sigma = W W^T at initialisation and after training vs Marchenko-Pastur.
+    """Eigenvalues of Sigma = W W^T at initialisation and after training, each against the
+    Marchenko-Pastur law fitted to its own bulk.
 
     One panel per temperature (below, at, above Tc) for the largest L and the widest hidden
-    layer: the empirical CDFs of the non-zero eigenvalues at epoch 0 and at the final epoch,
-    against the MP CDF for i.i.d. N(0, init_std^2) weights of the same shape (few eigenvalues
-    make a histogram unreadable; a CDF shows every one of them). Log eigenvalue axis:
-    training pulls modes orders of magnitude out of the bulk.
+    layer: the empirical CDFs of the non-zero eigenvalues at epoch 0 (the null: a Wishart draw)
+    and at the final epoch, with the MP CDF of each one's fitted sigma (dashed) and the trained
+    spectrum's upper MP edge (dotted): eigenvalues right of it are the modes learning pulled out
+    of the bulk. Log eigenvalue axis.
     """
     spectra = spectra[spectra["L"] == spectra["L"].max()]
     spectra = spectra[spectra["n_hidden"] == spectra["n_hidden"].max()]
@@ -257,27 +230,26 @@ def spectra_figure(spectra: pd.DataFrame, rbm: pd.DataFrame, path) -> Path:
         at_T = spectra[np.isclose(spectra["T"], T)]
         one = at_T[at_T["task_id"] == sorted(at_T["task_id"].unique())[0]]
         first, last = one["epoch"].min(), one["epoch"].max()
-        hi_all = []
+        q = min(int(one["n_visible"].iloc[0]), int(one["n_hidden"].iloc[0]))
         for k, (epoch, label) in enumerate(((first, "initialisation"), (last, "trained"))):
-            eig = np.sort(one[one["epoch"] == epoch]["eigenvalue"].to_numpy())
+            rows = one[one["epoch"] == epoch]
+            eig = np.sort(rows["eigenvalue"].to_numpy())
             eig = eig[eig > 0]
-            ax.step(eig, np.arange(1, eig.size + 1) / eig.size, where="post", color=OKABE_ITO[2 * k],
-                    lw=1.5, label=f"epoch {epoch} ({label})")
-            hi_all.append(eig.max())
-        lo, hi = one[one["epoch"] == first][["mp_lower", "mp_upper"]].iloc[0]
-        match = rbm[rbm["task_id"] == one["task_id"].iloc[0]] if "task_id" in rbm.columns else rbm.iloc[:0]
-        if not match.empty and np.isfinite(match["init_std"].iloc[0]):
-            s2 = float(match["init_std"].iloc[0]) ** 2
-            q = min(int(match["n_visible"].iloc[0]), int(match["n_hidden"].iloc[0]))
-            x = np.geomspace(max(lo, hi * 1e-3), hi, 300)
-            ax.plot(x, _mp_cdf(x, lo, hi, s2, q), color="k", ls="--", lw=1, label="Marchenko-Pastur CDF")
-        ax.axvline(hi, color="0.4", ls=":", lw=1, label="MP upper edge")
+            colour = OKABE_ITO[2 * k]
+            ax.step(eig, np.arange(1, eig.size + 1) / eig.size, where="post", color=colour,
+                    lw=1.5, label=f"epoch {epoch} ({label}), {int(rows['n_outliers'].iloc[0])} outliers")
+            lo, hi, sigma = rows[["mp_lower", "mp_upper", "sigma_fit"]].iloc[0]
+            if sigma > 0:
+                x = np.geomspace(max(lo, hi * 1e-3), hi, 300)
+                ax.plot(x, _mp_cdf(x, lo, hi, sigma**2, q), color=colour, ls="--", lw=1)
+        ax.axvline(hi, color="0.4", ls=":", lw=1, label="upper MP edge of the trained bulk")
+        ax.plot([], [], color="0.4", ls="--", lw=1, label="MP law fitted to each bulk")
         ax.set_xscale("log")
         ax.set_title(f"L={one['L'].iloc[0]}, n_h={one['n_hidden'].iloc[0]}, T={T:.3f}", fontsize=9)
         ax.set_xlabel(r"eigenvalue $\lambda$ of $\Sigma = WW^T$ [dimensionless]")
         ax.set_ylabel(r"fraction of eigenvalues $\leq \lambda$")
-        ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+        ax.legend(fontsize=6, loc="lower right")
+    return save_figure(fig, path)
 
 
 def _three_temperatures(temps):
@@ -313,7 +285,7 @@ def receptive_fields_figure(params: pd.DataFrame, path, n_units: int = 6) -> Pat
             ax.set_title(f"unit {order[j]}", fontsize=7)
     fig.suptitle(f"receptive fields $W_{{ij}}$ (L = {L}, n_h = {nh}, epoch {int(row['epoch'])}); "
                  "purple < 0 < orange; axes: column, row", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def flow_diagram_figure(flow: pd.DataFrame, steps: pd.DataFrame, fixed: pd.DataFrame, path) -> Path:
@@ -330,7 +302,7 @@ def flow_diagram_figure(flow: pd.DataFrame, steps: pd.DataFrame, fixed: pd.DataF
     pad = 0.04 * (hi - lo)
     bs = steps[steps["kind"] == "blockspin"]
     for i, (level, g) in enumerate(bs.groupby("level")):
-        st = _style(i)
+        st = curve_style(i)
         size = flow[(flow["kind"] == "blockspin") & (flow["level"] == level)]["size"].iloc[0]
         ax.errorbar(g["T"], g["T_eff"], yerr=g["T_eff_err"], ls="-", lw=0.8, ms=4, capsize=2,
                     label=f"level {level} ({L} -> {size})", **st)
@@ -344,7 +316,7 @@ def flow_diagram_figure(flow: pd.DataFrame, steps: pd.DataFrame, fixed: pd.DataF
                                                                  "alpha": 0.5, "lw": 0.8})
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, label="T' = T")
     ax.axhline(exact.TC, color="0.4", ls=":", lw=1)
-    _tc_line(ax)
+    tc_line(ax)
     for r in fixed.itertuples():
         ax.errorbar([r.T_star], [r.T_star], xerr=[r.T_star_err] if np.isfinite(r.T_star_err) else None,
                     color="k", marker="*", ms=9, capsize=3, ls="none")
@@ -376,16 +348,16 @@ def flow_diagram_figure(flow: pd.DataFrame, steps: pd.DataFrame, fixed: pd.DataF
                            (axes[3], "mean_alignment", r"mean block alignment at $b^k$ [dimensionless]")):
         for i, (layer, g) in enumerate(st_rows.groupby("level")):
             g = g.sort_values("T")
-            ax.plot(g["T"], g[col], lw=1, ms=4, label=f"layer {layer} (n_h = {g['size'].iloc[0]})", **_style(i))
+            ax.plot(g["T"], g[col], lw=1, ms=4, label=f"layer {layer} (n_h = {g['size'].iloc[0]})", **curve_style(i))
         if col == "extent":
             ax.axhline(np.sqrt((L * L - 1) / 6.0), color="0.5", ls="--", lw=0.8, label="uniform field (maximum)")
-        _tc_line(ax)
+        tc_line(ax)
         ax.set_xlabel(_T_LABEL)
         ax.set_ylabel(label)
         ax.set_title(f"stacked RBMs, L = {L}", fontsize=9)
         if not st_rows.empty:
             ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def flow_fields_figure(fields: dict, L: int, path, n_units: int = 4) -> Path:
@@ -417,4 +389,4 @@ def flow_fields_figure(fields: dict, L: int, path, n_units: int = 4) -> Path:
                     ax.set_ylabel(f"T = {T:.3f}\nlayer {k + 1}", fontsize=8)
     fig.suptitle(f"stacked RBMs, L = {L}: projected receptive fields $W_1 \\cdots W_k$ (final epoch); "
                  "purple < 0 < orange", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import exact_reference as exact
-from . import figures
+from . import figures, rbm_figures
 from .flow import (blockspin_fixed_points, flow_steps, flow_summary, projected_fields, rbmflow_endpoints,
                    stacked_growth)
 from .load import Dataset, read_table
-from .rbm_signatures import (final_checkpoint, signature_features, signature_table, training_stage,
-                             transport_speed)
+from .rbm_signatures import (final_checkpoint, hidden_units_table, signature_features,
+                             signature_table, training_stage, transport_speed)
 from .report_page import ReportPage, write_page
 from .resampling import BLOCK_TAUS, MIN_BLOCKS
 from .reweighting import multi_histogram
@@ -260,33 +260,57 @@ def _rbm_section(out, rep, rng, n_boot):
     if sig.empty:
         rep.missing.append("RBM signatures: nothing to compute")
         return
-    items.append(("table", "Signature curves (final checkpoint; mean over RBM seeds)", sig))
-    feats = _guard(rep, "RBM signature features", signature_features, sig, rng, n_boot)
-    if feats is not None and not feats.empty:
-        items.append(("table", "Where each signature peaks or changes fastest, relative to Tc", feats))
-    panels = [("kl_per_spin", "KL per spin [nats]"), ("nll_test", "test NLL per spin [nats]"),
-              ("heff_r2", r"$R^2$ of $F(v)$ vs $\beta H(v)$"), ("heff_slope", r"slope of $F(v)$ vs $\beta H(v)$")]
+    seeds = int(sig["n_seeds"].max()) if "n_seeds" in sig.columns and len(sig) else 1
+    spread = (f"mean and standard error over {seeds} RBM seeds" if seeds > 1 else
+              "one RBM seed: error bars are the measurements' own (KL: tau_int-aware with the ln Z "
+              "error; fits: jackknife; alignment: over hidden units)")
     have = set(sig["signature"])
-    sel = [p for p in panels if p[0] in have]
-    if sel:
-        rep.figure(items, "rbm_kl_fidelity.png", figures.signature_figure, sig, sel)
-    geo = [p for p in [("lambda_max", r"$\lambda_{max}$ of $WW^T$"), ("n_outliers", "eigenvalues above MP edge"),
-                       ("bw_speed", r"$W_2(\Sigma_T, \Sigma_{T'})/|T-T'|$ [$k_B/J$]")] if p[0] in have]
-    if geo:
-        rep.figure(items, "rbm_geometry.png", figures.signature_figure, sig, geo)
-    align = sorted(s for s in have if s.startswith("alignment_b"))
-    if align:
-        base = {s: (lambda L, b=int(s[len("alignment_b"):]): b * b / L**2) for s in align}
-        rep.figure(items, "rbm_alignment.png", figures.signature_figure, sig,
-                   [(s, f"mean block-alignment score, b = {s[len('alignment_b'):]} (dashed: b²/L²)") for s in align],
-                   baseline=base)
-    mc = [(s, f"(RBM - MC)/error, {s.rsplit('_', 1)[-1]}") for s in sorted(have) if s.startswith("rbm_minus_mc")]
-    if mc:
-        rep.figure(items, "rbm_vs_mc.png", figures.signature_figure, sig, mc)
+    items.append(("text", "Every curve is the final checkpoint, " + spread + ". Dashed lines "
+                  "in the same colour are the null: what a model that knows nothing gives (the same "
+                  "RBM at epoch 0, its random initialisation; for block alignment the same weights "
+                  "with the lattice sites permuted)."))
+    rbm_rows = tables["rbm"]
+    if not rbm_rows.empty and {"e", "mc_e"} <= set(rbm_rows.columns):
+        rep.figure(items, "rbm_physics.png", rbm_figures.rbm_physics_figure, rbm_rows)
+        items.append(("text", "Figure: energy, |magnetisation|, heat capacity and susceptibility of "
+                      "configurations the trained RBMs generate (filled), over Monte Carlo on the "
+                      "samples they were trained on (open) and Kaufman's exact values (lines)."))
+    hidden = _guard(rep, "hidden units needed", hidden_units_table, rbm_rows)
+    if hidden is not None and not hidden.empty:
+        rep.figure(items, "rbm_hidden_units.png", rbm_figures.hidden_units_figure, hidden)
+        items.append(("text", "Figure: how many hidden units the physics needs (Torlai & Melko "
+                      "2016): |RBM/MC - 1| of e and C against n_h, one line per temperature; the "
+                      "dotted line is n_h = N."))
+        items.append(("table", "RBM / MC - 1 against the number of hidden units", hidden))
+    for name, caption, names in (
+            ("rbm_kl_fidelity.png", "KL per spin and the effective-Hamiltonian fit of F(v) to "
+             "beta H(v), raw and beyond the magnetisation (after removing a polynomial in m from "
+             "both): in the ordered phase F tracks m and so does beta H, so only the fit beyond m "
+             "says whether F has learned the couplings.",
+             ["kl_per_spin", "heff_r2", "heff_partial_r2", "heff_slope", "heff_partial_slope",
+              "nll_test"]),
+            ("rbm_spectrum.png", "The Wishart spectrum of W W^T against the Marchenko-Pastur law "
+             "fitted to its own bulk: eigenvalues above its upper edge and the KS distance of the "
+             "rest; the largest eigenvalue and the effective rank.",
+             ["n_outliers", "mp_ks", "lambda_max", "effective_rank", "bw_speed"]),
+            ("rbm_alignment.png", "Block alignment (the share of a unit's weight in its best b x b "
+             "block) beside the same weights with the sites permuted, the excess over that null, "
+             "and the excess of |corr| between p(h|v) and the block's mean spin over its null.",
+             sorted(s for s in have if s.startswith(("alignment_", "corr_excess_")))),
+            ("rbm_vs_mc.png", "RBM-generated observables relative to Monte Carlo on the same "
+             "samples (0: reproduced).", ["rel_e", "rel_m_abs", "rel_C", "rel_chi"])):
+        names = [n for n in names if n in have]
+        if names:
+            rep.figure(items, name, rbm_figures.signature_null_figure, sig, names)
+            items.append(("text", "Figure: " + caption))
     if not tables["spectra"].empty:
         rep.figure(items, "spectra.png", figures.spectra_figure, tables["spectra"], tables["rbm"])
     if not fields.empty:
         rep.figure(items, "receptive_fields.png", figures.receptive_fields_figure, fields)
+    feats = _guard(rep, "RBM signature features", signature_features, sig, rng, n_boot)
+    if feats is not None and not feats.empty:
+        items.append(("table", "Where each signature peaks or changes fastest, relative to Tc", feats))
+    items.append(("table", "Signature curves (final checkpoint), with their nulls", sig))
 
 
 def _final_weights(out, rep, rbm):

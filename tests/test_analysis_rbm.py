@@ -78,8 +78,11 @@ def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1)
                     blocks = np.tile([2, 4] if L >= 8 else [2], nh)
                     score = np.clip(blocks**2 / L**2 + 0.5 * blockiness * (epoch > 0)
                                     + 0.02 * rng.standard_normal(units.size), 0, 1)
+                    null = np.clip(blocks**2 / L**2 + 0.02 * rng.standard_normal(units.size), 0, 1)
                     _write(out, "rg_alignment", L, f"{tid}-{epoch}", {**ck, "unit": units, "block": blocks,
-                           "score": score, "baseline": blocks**2 / L**2, "row": 0, "col": 0, "corr": 0.5})
+                           "score": score, "baseline": blocks**2 / L**2, "null_score": null,
+                           "excess": score - null, "row": 0, "col": 0, "corr": 0.5,
+                           "null_corr": 0.5 - 0.3 * blockiness * (epoch > 0)})
                     _write(out, "transport", L, f"{tid}-{epoch}", {**ck, "w2_to_init": 1.0, "w2_to_prev": 0.5,
                            "path_length": 1.0})
                 manifest = out / "_tasks" / f"L={L}" / f"train-{tid}.json"
@@ -136,6 +139,40 @@ def test_signature_table_uses_final_checkpoint_and_averages_seeds(synthetic):
     speed = transport_speed(tables["rbm_params"])
     assert len(speed) == 2 * 2 * 7  # sizes x seeds x neighbouring pairs
     assert np.all(speed["w2"] >= 0)
+
+
+def test_alignment_excess_is_read_against_the_permuted_null(synthetic):
+    sig = signature_table(_tables(synthetic))
+    ex = sig[(sig["signature"] == "alignment_excess_b2") & (sig["L"] == 8)].sort_values("T")
+    blockiness = 1 / (1 + np.exp((ex["T"] - PEAK_T) / 0.1))
+    # planted: the trained score exceeds the null by 0.5 * blockiness; at epoch 0 by nothing
+    assert np.all(np.abs(ex["value"] - 0.5 * blockiness) < 4 * ex["err"] + 0.01)
+    assert np.all(np.abs(ex["null"]) < 4 * ex["null_err"] + 0.01)
+    corr = sig[(sig["signature"] == "corr_excess_b2") & (sig["L"] == 8)].sort_values("T")
+    np.testing.assert_allclose(corr["value"], 0.3 * blockiness, atol=1e-9)
+    assert set(sig.columns) >= {"null", "null_err", "n_seeds"}
+    assert (sig[sig["signature"] == "kl_per_spin"]["null"] == 0.3).all()  # epoch 0
+
+
+def test_hidden_units_table_needs_two_sizes_and_reports_relative_errors():
+    from analysis.rbm_signatures import hidden_units_table
+    import pandas as pd
+
+    rows = []
+    for nh, err in ((4, 0.2), (16, 0.05), (64, 0.01)):
+        for seed in (0, 1):
+            rows.append(dict(L=8, T=2.3, n_hidden=nh, method="pcd", rbm_seed=seed, task_id=f"{nh}{seed}",
+                             e=-1.5 * (1 - err), e_err=0.001, mc_e=-1.5, mc_e_err=0.001,
+                             C=1.0 * (1 + err + 0.01 * seed), C_err=0.01, mc_C=1.0, mc_C_err=0.01,
+                             m_abs=0.5, m_abs_err=0.01, mc_m_abs=0.5, mc_m_abs_err=0.01,
+                             chi=1.0, chi_err=0.1, mc_chi=1.0, mc_chi_err=0.1))
+    table = hidden_units_table(pd.DataFrame(rows))
+    assert list(table["n_hidden"]) == [4, 16, 64]
+    np.testing.assert_allclose(table["rel_e"], [-0.2, -0.05, -0.01])
+    np.testing.assert_allclose(table["rel_C"], [0.205, 0.055, 0.015])
+    np.testing.assert_allclose(table["rel_C_err"], 0.005)  # over two seeds
+    one_size = pd.DataFrame([r for r in rows if r["n_hidden"] == 4])
+    assert hidden_units_table(one_size).empty
 
 
 def test_signature_features_find_the_planted_peak(synthetic):

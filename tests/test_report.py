@@ -78,7 +78,8 @@ def test_report_from_a_full_sweep(dataset):
     assert index == dataset / "report" / "index.html"
     html, summary, pngs = _check_report(index)
     assert {"thermodynamics.png", "binder.png", "peaks.png", "finite_size.png", "free_energy.png",
-            "rbm_kl_fidelity.png", "rbm_geometry.png", "rbm_alignment.png", "spectra.png",
+            "rbm_kl_fidelity.png", "rbm_spectrum.png", "rbm_alignment.png", "rbm_physics.png",
+            "rbm_vs_mc.png", "spectra.png",
             "receptive_fields.png"} <= pngs
     est = pd.read_csv(index.parent / "estimates.csv")
     binder = est[est["quantity"].str.startswith("Tc, Binder crossing")]
