@@ -85,14 +85,15 @@ def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list
     """Split the plan's tasks into done / damaged / failed (attempted, not done) / missing, and
     list committed tasks that the current spec no longer plans (stale: from an earlier spec)."""
     manifests = store.manifests()
-    damaged = store.verify(manifests, full=verify)  # sizes only without verify
+    planned = {t.id for t in plan}
+    # only the plan's tasks are verified: a stale manifest is reported, never touched
+    damaged = store.verify({k: m for k, m in manifests.items() if k in planned}, full=verify)
     attempts = store.failure_attempts()
     status: dict[str, list] = {"done": [], "damaged": [], "failed": [], "missing": [], "stale": []}
     for task in plan:
         key = ("damaged" if task.id in damaged else "done" if task.id in manifests
                else "failed" if task.id in attempts else "missing")
         status[key].append(task)
-    planned = {t.id for t in plan}
     status["stale"] = [m for tid, m in manifests.items() if tid not in planned]
     status["reasons"] = damaged
     return status
@@ -134,7 +135,9 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
     if store.read_json(PLAN_FILE) != record:  # a rerun of the same spec writes nothing
         store.write_json(PLAN_FILE, record)
     store.clean_temporaries()
-    manifests = store.manifests()
+    planned = {t.id for t in plan}
+    # only the plan's tasks: manifests of earlier specs are stale results, never moved
+    manifests = {k: m for k, m in store.manifests().items() if k in planned}
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
     for task_id, reason in store.verify(manifests, full=verify).items():
         summary.damaged.append((task_id, reason, store.quarantine(manifests.pop(task_id))))

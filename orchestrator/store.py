@@ -1,6 +1,6 @@
 """The dataset on disk: one Parquet part per task per table, written atomically, committed by a manifest.
 
-Layout (DESIGN.md)::
+Layout (README, "The dataset")::
 
     OUT/sweep.json                                  validated spec, versions, schema, history
     OUT/plan.json                                   task ids of the last run's spec and code
@@ -18,6 +18,11 @@ reader never sees half a file.  On object stores (``s3://…``) a single PUT is 
 
 Before a run, :meth:`Store.verify` checks every committed part against its manifest (present,
 same size, same SHA-256); a damaged task's files are moved to ``_damaged/`` and it is recomputed.
+
+Every path the store reads, writes, moves or deletes is derived by this module from (table, L,
+task id); a manifest only *describes* its parts, and one whose recorded paths differ from that
+derivation is damaged. On a local OUT nothing is written or moved through a symbolic link that
+leads outside OUT.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .schemas import SCHEMAS
+from .schemas import SCHEMAS, TASK_TABLES
 
 __all__ = ["Store", "StoreError", "LockError", "Manifest", "encode_part"]
 
@@ -84,6 +89,33 @@ def encode_part(table: str, task_id: str, data: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(data, sink, compression="zstd")
     return sink.getvalue().to_pybytes()
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _malformed(record, manifest: "Manifest", store: "Store") -> str | None:
+    """What is wrong with a manifest's content, or None (see :meth:`Store._check`)."""
+    if not isinstance(record, dict) or not isinstance(record.get("parts"), dict):
+        return "is not a manifest (no table of parts)"
+    for key, expected in (("task_id", manifest.task_id), ("kind", manifest.kind), ("L", manifest.L)):
+        if key in record and record[key] != expected:
+            return f"says {key} = {record[key]!r}, its name says {expected!r}"
+    tables = set(TASK_TABLES.get(manifest.kind, ()))
+    if set(record["parts"]) != tables:
+        return f"lists tables {sorted(record['parts'])}, a {manifest.kind} task writes {sorted(tables)}"
+    for name, part in record["parts"].items():
+        if not isinstance(part, dict):
+            return f"part {name!r} is not a table"
+        expected = store.relative_part_path(name, manifest.L, manifest.task_id)
+        if part.get("path") != expected:
+            return f"part {name!r} points at {part.get('path')!r}, not {expected!r}"
+        size = part.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return f"part {name!r} has no valid size"
+        if not isinstance(part.get("sha256"), str) or not _SHA256.match(part["sha256"]):
+            return f"part {name!r} has no valid SHA-256"
+    return None
 
 
 def _now() -> str:
@@ -147,11 +179,27 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _inside(self, path: str) -> bool:
+        """True unless ``path`` (local) would resolve outside OUT through a symbolic link: the
+        deepest existing ancestor of ``path``, and ``path`` itself if it exists, must resolve
+        inside the resolved OUT. Object stores have no links: always True there."""
+        if not self.local:
+            return True
+        root = os.path.realpath(self.root)
+        probe = path
+        while not os.path.lexists(probe) and probe not in ("", os.sep):
+            probe = os.path.dirname(probe)
+        real = os.path.realpath(probe)
+        return real == root or real.startswith(root + os.sep)
+
     def _write_bytes(self, path: str, data: bytes) -> None:
         if not self.local:
             with self.fs.open_output_stream(path) as f:
                 f.write(data)
             return
+        if not self._inside(path):
+            raise StoreError(f"{path} leads outside {self.root} through a symbolic link; "
+                             "nothing was written there")
         directory, name = os.path.split(path)
         os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -216,15 +264,27 @@ class Store:
         with self.fs.open_input_stream(path) as f:
             return f.read()
 
+    def relative_part_path(self, table: str, L: int, task_id: str) -> str:
+        """A part's path relative to OUT: what its manifest must record."""
+        return self.part_path(table, L, task_id)[len(self.root) + 1:]
+
     def _check(self, manifest: Manifest, sizes: dict[str, int], full: bool) -> str | None:
-        """Why the task's committed files are damaged, or None if they are intact."""
+        """Why the task's committed files are damaged, or None if they are intact.
+
+        The manifest must list exactly the tables its kind writes, each at the path derived from
+        (table, L, task id) with an integer size and a SHA-256; anything else (another shape, a
+        path that points elsewhere) makes the manifest itself damaged. Only derived paths are
+        ever read.
+        """
         try:
             record = json.loads(self._read_bytes(manifest.path))
-            parts = record["parts"]
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError) as err:
             return f"manifest {manifest.path} unreadable ({err})"
-        for name, part in parts.items():
-            path = f"{self.root}/{part['path']}"
+        why = _malformed(record, manifest, self)
+        if why:
+            return f"manifest {manifest.path} {why}"
+        for name, part in record["parts"].items():
+            path = self.part_path(name, manifest.L, manifest.task_id)
             size = sizes.get(path)
             if size is None:
                 return f"{path} is missing"
@@ -252,18 +312,23 @@ class Store:
             return {tid: why for tid, why in zip(manifests, reasons) if why}
 
     def quarantine(self, manifest: Manifest) -> str:
-        """Move a damaged task's manifest and parts to ``_damaged/<when>/``; returns that folder."""
+        """Move a damaged task's manifest and parts to ``_damaged/<when>-<id>/``; returns that folder.
+
+        The files moved are the manifest itself and the parts at the paths derived from the
+        task's (kind, L, id), never paths read from the (possibly crafted) manifest; a file that
+        resolves outside OUT, or a destination that would, is left where it is.
+        """
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         dest_root = f"{self.root}/{DAMAGED}/{stamp}-{manifest.task_id}"
-        try:
-            parts = json.loads(self._read_bytes(manifest.path))["parts"].values()
-            paths = [f"{self.root}/{p['path']}" for p in parts]
-        except (OSError, ValueError, KeyError):
-            paths = [p.path for t in SCHEMAS for p in self.parts(t) if p.task_id == manifest.task_id]
-        for path in [manifest.path] + paths:
+        tables = TASK_TABLES.get(manifest.kind, ())
+        paths = [self.manifest_path(manifest.kind, manifest.L, manifest.task_id)]
+        paths += [self.part_path(t, manifest.L, manifest.task_id) for t in tables]
+        for path in paths:
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 continue
             dest = f"{dest_root}/{path[len(self.root) + 1:]}"
+            if not (self._inside(path) and self._inside(dest)):
+                continue
             self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
             self.fs.move(path, dest)
         return dest_root
