@@ -1,6 +1,6 @@
 """Where the RG flows of the ``rg_flow`` table go: fixed point, end point, growth with depth.
 
-The flow task (one per lattice size L) writes three flows side by side (DESIGN.md, ``rg_flow``):
+The flow task (one per lattice size L) writes three flows side by side (the ``rg_flow`` table, README):
 
 * ``blockspin`` — level k is the b x b majority rule applied k times; ``T_eff`` is the
   temperature at which the Monte Carlo energy of the coarse size equals the block spins'

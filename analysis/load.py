@@ -69,7 +69,7 @@ def current_tasks(out: str | os.PathLike, stale: bool = False) -> set[str]:
 
 
 def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.DataFrame:
-    """The one part of table ``name`` that task ``task_id`` wrote (layout: DESIGN.md), as is.
+    """The one part of table ``name`` that task ``task_id`` wrote (layout: README, "The dataset"), as is.
 
     For many small reads of one table (a run at a time) where :func:`read_table`'s discovery
     of the whole table on every call would dominate; the caller picks committed ids. A part

@@ -66,7 +66,7 @@ def write_page(rep: ReportPage, out, seconds: float) -> Path:
     est = pd.DataFrame(rep.estimates, columns=["quantity", "measured", "error", "exact", "z", "method"])
     est.to_csv(rep.dir / "estimates.csv", index=False)
     md = [f"# rgsweep report: `{out}`", "",
-          "Conventions: DESIGN.md (J = k_B = 1, per-spin e, C, chi; U4 = 1 - <m^4>/3<m^2>^2). "
+          "Conventions: docs/conventions.md (J = k_B = 1, per-spin e, C, chi; U4 = 1 - <m^4>/3<m^2>^2). "
           f"Exact: Tc = 2/ln(1+sqrt 2) = {exact.TC:.6f}, nu = 1, gamma/nu = 7/4; Kaufman's finite-L c peak.",
           "", "## Estimates against the exact answers", "",
           _markdown(est) if not est.empty else "_no estimate could be computed_", ""]

@@ -16,7 +16,7 @@ a few hundred self-consistent FS iterations, then Newton steps on the equivalent
 Phi(f) = sum_E H(E) ln sum_k n_k exp(-beta_k E - f_k) + sum_k n_k f_k, whose stationary point is
 exactly the FS fixed point (Shirts & Chodera, J. Chem. Phys. 129, 124105 (2008)); lnZ_0 = 0.
 
-Observables are those of DESIGN.md: e = <E>/N, C = beta^2 Var(E)/N, <|m|>, <m^2>, <m^4>,
+Observables are those of docs/conventions.md: e = <E>/N, C = beta^2 Var(E)/N, <|m|>, <m^2>, <m^4>,
 chi = beta N (<m^2> - <|m|>^2), U4 = 1 - <m^4> / (3 <m^2>^2). Error bars come from the bootstrap
 over blocks of the stored series (``analysis.resampling``).
 

@@ -7,7 +7,7 @@
   bootstrap over independent blocks; the replicas are kept for derived estimates (Binder crossings).
 * :func:`free_energy_integration` — f per spin by thermodynamic integration of the measured e.
 
-Conventions: DESIGN.md (per-spin e, m; C = beta^2 N Var(e); chi = beta N (<m^2> - <|m|>^2)).
+Conventions: docs/conventions.md (per-spin e, m; C = beta^2 N Var(e); chi = beta N (<m^2> - <|m|>^2)).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 All three run :func:`orchestrator.execute.run_task` and speak one small protocol to the
 scheduler: ``submit(task, inputs) -> handle``, ``wait(handles) -> finished handles``,
 ``outcome(handle)``, ``payload(handle)`` (what a dependent task receives) and ``close()``.
-This is the only module that imports Ray (DESIGN.md, layers), and only inside :class:`RayBackend`.
+This is the only module that imports Ray (README, "Layout"), and only inside :class:`RayBackend`.
 """
 
 from __future__ import annotations

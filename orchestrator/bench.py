@@ -11,7 +11,7 @@ Everything is one thread: BLAS and PyTorch are pinned to one thread (parallelism
 comes from tasks). Each figure is the median of several repeats; on a shared machine they are
 noisy. ``--quick`` shrinks every problem so that all suites run in well under a minute (a CI
 smoke test); its figures mean little. This module imports numba, numpy-heavy code and the
-peers lazily, so ``orchestrator`` stays importable without numba (DESIGN.md, layers).
+peers lazily, so ``orchestrator`` stays importable without numba (README, "Layout").
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def suite_orchestration(quick: bool) -> list[dict]:
     coarse = (_spec("coarse", (16,), [2.0 + 0.1 * i for i in range(4)], 200, 20, 5) if quick else
               _spec("coarse", (64,), [2.0 + 0.05 * i for i in range(16)], 10_000, 2_000, 60))
     backends = ["process"]
-    if importlib.util.find_spec("ray") is not None:  # only backends.py imports Ray (DESIGN.md)
+    if importlib.util.find_spec("ray") is not None:  # only backends.py imports Ray (README, "Layout")
         backends.append("ray")
     else:
         _note("ray not installed: the ray backend is skipped")

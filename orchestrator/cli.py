@@ -1,4 +1,4 @@
-"""``rgsweep``: the command line (names are a contract; DESIGN.md, the interface).
+"""``rgsweep``: the command line (names are a contract: README, "The command line").
 
 Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written).
 """

@@ -4,7 +4,7 @@ A task's id is the SHA-256 of the canonical JSON of ``{kind, config, schema}``, 
 when the kind's :data:`CODE_VERSIONS` entry is past 1 (sorted keys, no whitespace), cut to 16
 hex digits — never a grid index or a timestamp (model: signac's job id).
 Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so adding a
-temperature leaves every other task's stream, and result, unchanged (DESIGN.md, identity).
+temperature leaves every other task's stream, and result, unchanged (docs/conventions.md, identity).
 
 Kinds: ``sample`` (one (L, T) Monte Carlo run), ``train`` (one RBM variant trained on one
 sample task's configurations; depends on it) and ``flow`` (the RG flows of one lattice size;

@@ -1,7 +1,7 @@
-"""Every table's explicit pyarrow schema, in one place (STYLE.md 7).
+"""Every table's explicit pyarrow schema, in one place.
 
 Writers validate against these and never infer.  Every row carries ``task_id``, ``L``, ``T`` and
-the config fields that matter, so pandas needs no joins (DESIGN.md, the dataset on disk).
+the config fields that matter, so pandas needs no joins (README, "The dataset").
 Bump :data:`SCHEMA_VERSION` whenever a schema or the meaning of a column changes: it is part of
 every task id, so old results are never mistaken for new ones.
 """

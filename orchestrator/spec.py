@@ -1,6 +1,6 @@
 """The sweep spec: TOML in, a frozen, validated :class:`SweepSpec` out.
 
-A config is data (STYLE.md 1): every section is a frozen dataclass, validation sits next to
+A config is data: every section is a frozen dataclass, validation sits next to
 the definition, and every error names the key, the value and the rule in one line, e.g.
 ``temperatures.start must be > 0, got -1.0``.  Unknown keys are rejected with the closest
 valid key suggested.  The spec is parsed as TOML (``tomllib``), never evaluated.

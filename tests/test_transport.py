@@ -18,7 +18,7 @@ def _orthogonal(rng, k):
 
 
 def _three_term(W1, W2):
-    """The DESIGN.md formula literally, for comparison with the Procrustes evaluation."""
+    """The docs/conventions.md formula literally, for comparison with the Procrustes evaluation."""
     nuc = np.linalg.svd(W1.T @ W2, compute_uv=False).sum()
     return np.sum(W1 * W1) + np.sum(W2 * W2) - 2.0 * nuc
 

@@ -1,4 +1,4 @@
-"""RG block alignment of RBM receptive fields (DESIGN.md, "RG block alignment").
+"""RG block alignment of RBM receptive fields (docs/conventions.md, "RG block alignment").
 
 The receptive field of hidden unit j is the column W[:, j] viewed as an L x L image (site
 i = row*L + col, periodic). If the RBM coarse-grains like block-spin RG (seed paper sec. 4.1;
@@ -32,7 +32,7 @@ def block_sizes_for(L, spec="auto"):
         Linear lattice size, >= 1.
     spec : "auto" or sequence of int
         "auto": every b dividing L with 2 <= b <= L // 2 (empty for L < 4 or L prime).
-        A sequence: each b must be an integer with 1 <= b <= L and b | L (DESIGN.md requires
+        A sequence: each b must be an integer with 1 <= b <= L and b | L (docs/conventions.md asks
         b | L so that blocks tile the lattice); duplicates are rejected.
 
     Returns
@@ -155,7 +155,7 @@ def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None):
     ----------
     W : array_like, shape (L*L, n_hidden)
     b_hidden : array_like, shape (n_hidden,)
-        Hidden biases b (DESIGN.md RBM convention).
+        Hidden biases b (docs/conventions.md RBM convention).
     L, b : int
         Lattice and block size.
     rows, cols : array_like of int, shape (n_hidden,)

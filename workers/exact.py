@@ -1,6 +1,6 @@
 """Exact references for the 2D Ising model: enumeration, Kaufman's torus, Onsager's plane.
 
-Conventions (DESIGN.md): spins s = +-1, H = -J sum_<ij> s_i s_j with J = k_B = 1, an L x L
+Conventions (docs/conventions.md): spins s = +-1, H = -J sum_<ij> s_i s_j with J = k_B = 1, an L x L
 periodic lattice, N = L^2, beta = 1/T = K, site index i = row*L + col. The bonds are "each site
 to its right and its down neighbour, with wrap-around", so there are always 2N of them; for L = 2
 each neighbouring pair is therefore bonded twice (the right neighbour of column 1 is column 0

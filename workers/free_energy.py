@@ -1,4 +1,4 @@
-"""Free-energy measures of an RBM trained on Ising samples (DESIGN.md, "Free energies").
+"""Free-energy measures of an RBM trained on Ising samples (docs/conventions.md, "Free energies").
 
 Conventions: Ising H(s) = -sum_<ij> s_i s_j on the L x L torus, J = 1, beta = 1/T, N = L^2,
 site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm`: F(v) = -a.v

@@ -2,7 +2,7 @@
 
 :func:`simulate` is the whole job for one (L, T). Its unit of Monte Carlo time is the sweep:
 N attempted flips for Metropolis, a *sweep-equivalent* of about N flipped spins for Wolff
-(DESIGN.md). After ``burn_in`` sweeps it measures (E, M) after every sweep and stores the
+(docs/conventions.md). After ``burn_in`` sweeps it measures (E, M) after every sweep and stores the
 configuration after every ``thin``-th measurement, until ``n_samples`` configurations are
 stored, so there are ``n_samples * thin`` measurements.
 

@@ -1,6 +1,6 @@
 """The L x L periodic Ising lattice: random starts, total energy and magnetization.
 
-Conventions (DESIGN.md, stated once here and cited elsewhere): spins are ``int8`` in {-1, +1}
+Conventions (docs/conventions.md, stated once here and cited elsewhere): spins are ``int8`` in {-1, +1}
 in an array of shape (L, L); site ``i = row * L + col``; boundaries are periodic;
 ``H = -J sum_<ij> s_i s_j`` with J = 1 over the 2N bonds "each site to its right and down
 neighbour, with wrap-around" (for L = 2 some pairs are therefore bonded twice, which is what

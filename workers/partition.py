@@ -1,6 +1,6 @@
 """The RBM partition function Z = sum_{v,h} exp(-E(v,h)): exact enumeration and AIS.
 
-Conventions as in :mod:`workers.rbm` (DESIGN.md, RBM): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
+Conventions as in :mod:`workers.rbm` (docs/conventions.md, RBM): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
 E(v,h) = -a.v - b.h - v^T W h. Summing either layer out analytically,
 
     ln Z = logsumexp_h [ b.h + sum_i log(2 cosh(a_i + (W h)_i)) ]          (enumerate h)

@@ -1,6 +1,6 @@
 """Restricted Boltzmann machine with +-1 visible and 0/1 hidden units, trained by CD-k or PCD-k.
 
-Conventions (DESIGN.md, RBM; paper eqs. 15-17): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
+Conventions (docs/conventions.md, RBM; paper eqs. 15-17): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
 
     E(v, h) = -a.v - b.h - v^T W h,        W of shape (n_visible, n_hidden),
     F(v)    = -log sum_h exp(-E(v, h)) = -a.v - sum_j log(1 + exp(b_j + (v^T W)_j)),

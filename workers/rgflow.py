@@ -1,7 +1,7 @@
 """Real-space RG flows of Ising configurations: majority-rule block spins, and effective
 temperatures of any flow read off measured Monte Carlo curves.
 
-Conventions (DESIGN.md; :mod:`workers.lattice`): spins are int8 in {-1, +1}, an L x L periodic
+Conventions (docs/conventions.md; :mod:`workers.lattice`): spins are int8 in {-1, +1}, an L x L periodic
 lattice, site ``i = row * L + col``, H = -sum_<ij> s_i s_j (J = 1), e = E/N, m = sum s / N.
 
 A flow is a list of sample sets, level 0 the input. Two flows live here:

@@ -12,7 +12,7 @@ The generator is xorshift128+ (Vigna 2017) with shifts (a, b, c) = (23, 18, 5). 
 
 The state is a C-contiguous ``uint64`` array of shape (2,), never all zero (the all-zero state
 is a fixed point). It is seeded from a :class:`numpy.random.SeedSequence` so that streams
-follow the project's seeding rule (DESIGN.md: seeds derive from task ids).
+follow the project's seeding rule (docs/conventions.md: seeds derive from task ids).
 
 The multi-spin sampler needs all 64 bits of every draw to be good random bits, which the low
 bits of xorshift128+ are not; it uses xoroshiro128++ (same two-word state, about the same cost)

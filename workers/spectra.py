@@ -1,6 +1,6 @@
 """Wishart spectra of RBM weights and the Marchenko-Pastur reference.
 
-Convention (DESIGN.md, "Wishart"): W has shape (n_visible, n_hidden), Sigma = W W^T is
+Convention (docs/conventions.md, "Wishart"): W has shape (n_visible, n_hidden), Sigma = W W^T is
 n_visible x n_visible of rank <= min(n_visible, n_hidden), and its non-zero eigenvalues are the
 squared singular values of W, computed here from the small side. Theorem 1 of the seed paper
 (Combe 2025) states Sigma is PSD of rank <= min(n, m); Theorem 2 that for i.i.d. Gaussian W it is

@@ -3,7 +3,7 @@ fields, and the RBM flow.
 
 Layer 1 is an RBM on the spins V (n_v = L*L); layer l+1 is an RBM trained on *sampled* hidden
 activations of layer l, h ~ p(h | v), mapped {0, 1} -> {-1, +1} by s = 2h - 1, because the
-visible units of :class:`workers.rbm.RBM` are +-1 (DESIGN.md, RBM convention). The map is an
+visible units of :class:`workers.rbm.RBM` are +-1 (docs/conventions.md, RBM convention). The map is an
 affine change of variables, s = 2h - 1, so an RBM on s is the same model family as one on h
 (W_s = W_h / 2, a shifted visible bias); sampling rather than passing probabilities keeps each
 layer's input a genuine binary configuration, as in a deep belief net (Hinton, Osindero & Teh
@@ -190,7 +190,7 @@ def rbm_flow(rbm, V0, n_steps, rng):
     """The RBM flow of Iso, Shiba & Yokoo (2018): repeated v -> h -> v Gibbs steps.
 
     ``v_{k+1} ~ p(v | h_k)``, ``h_k ~ p(h | v_k)`` with the trained RBM's conditionals
-    (:meth:`workers.rbm.RBM.sample_hidden`, :meth:`workers.rbm.RBM.sample_visible`; DESIGN.md,
+    (:meth:`workers.rbm.RBM.sample_hidden`, :meth:`workers.rbm.RBM.sample_visible`; docs/conventions.md,
     p(h_j = 1 | v) = sigmoid(b_j + (v^T W)_j), p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i))).
     For an RBM trained at temperature T the flowing configurations drift towards the model's
     own fixed-point distribution; reading each step with

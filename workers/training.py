@@ -1,6 +1,6 @@
 """The training task: one RBM variant on one (L, T) sample set, measured at every checkpoint.
 
-Per checkpoint (epoch 0, the initialisation, included) it measures what DESIGN.md lists:
+Per checkpoint (epoch 0, the initialisation, included) it measures what docs/conventions.md lists:
 parameters; partition function (exact by enumerating the smaller layer, or AIS with an error
 bar), NLL per spin on training and held-out data, KL(p_Ising || p_RBM) per spin, the fidelity of
 F(v) as an effective Hamiltonian; the Wishart spectrum of W W^T against Marchenko-Pastur; RG

@@ -1,4 +1,4 @@
-"""Optimal transport on the Wishart cone (DESIGN.md, "Optimal transport on the cone").
+"""Optimal transport on the Wishart cone (docs/conventions.md, "Optimal transport on the cone").
 
 The seed paper (Combe 2025, Theorems 1-2) views Sigma = W W^T as a point of the Wishart cone and
 learning as transport of a Gaussian latent measure. Between centred Gaussians the 2-Wasserstein

@@ -12,7 +12,7 @@ for each of the four neighbours (up, down, left, right) of every site popped fro
 the stack, used only if that neighbour still has the old spin (the kernel is branch-free; see
 ``_wolff_cluster``).
 
-Cluster updates are not sweeps. DESIGN.md converts them to *sweep-equivalents* of about N
+Cluster updates are not sweeps. docs/conventions.md converts them to *sweep-equivalents* of about N
 flipped spins; see :func:`wolff_sweep_equivalents` for why measurements must nevertheless follow
 a fixed number of cluster updates.
 
@@ -186,7 +186,7 @@ def wolff_sweep_equivalents(spins, beta, n_sweeps, rng_state, stack=None):
     """Run ``n_sweeps`` sweep-equivalents of Wolff updates in place.
 
     A sweep-equivalent is the shortest run of whole cluster updates that flips at least
-    N = L**2 spins (DESIGN.md: cluster updates are converted to sweep-equivalents).
+    N = L**2 spins (docs/conventions.md: cluster updates are converted to sweep-equivalents).
 
     Use it to equilibrate, never to schedule measurements: the end of a sweep-equivalent is a
     stopping time that depends on the cluster sizes, and configurations seen there are biased
