@@ -199,3 +199,27 @@ def test_bad_inputs_raise():
         block_correlation(np.ones((16, 1)), [0.0], 4, 2, [0], [0], np.zeros((3, 16)))
     with pytest.raises(ValueError, match="rows and cols"):
         block_correlation(np.ones((16, 1)), [0.0], 4, 2, [4], [0], np.ones((3, 16)))
+
+
+def test_permuted_site_null_separates_geometry_from_weight_statistics():
+    # The null (same weights, sites shuffled) has the same weight distribution but no geometry:
+    # a planted block field keeps a large excess; i.i.d. Gaussian fields have excess 0 on
+    # average (their scores are well above b^2/L^2, which is why b^2/L^2 is not a null).
+    from workers.rbm_tables import alignment_rows
+
+    L, b = 8, 2
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(L * L)
+    W, b_h, _, _, _ = planted_block_model(L, b, 2.0)
+    V = np.where(rng.random((400, L * L)) < 0.5, 1, -1).astype(np.int8)
+    planted = alignment_rows(W, L, [b], b_hidden=b_h, V=V, perm=perm)[0]
+    # four equal weights scattered by the permutation: the null's best block holds one or two
+    assert np.all(planted["score"] > 0.99) and np.all(planted["excess"] >= 0.5 - 1e-12)
+    assert planted["excess"].mean() > 0.6
+    assert np.all(planted["corr"] > planted["null_corr"])
+    units = 4000
+    noise = alignment_rows(rng.normal(size=(L * L, units)), L, [b], perm=perm)[0]
+    assert noise["score"].mean() > 2.5 * b * b / (L * L)
+    excess = noise["excess"]
+    assert abs(excess.mean()) < 3 * excess.std(ddof=1) / np.sqrt(units)
+    assert np.all(np.isnan(noise["null_corr"]))  # no data given: no correlation, no null

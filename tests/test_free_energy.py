@@ -147,3 +147,45 @@ def test_bond_rbm_validates():
     assert_allclose(a, -2.0 * w)
     assert_array_equal((W != 0).sum(axis=0), 2)
     assert_array_equal((W != 0).sum(axis=1), 4)
+
+
+def _ising_samples(L, T, n, seed):
+    """Exact i.i.d. samples of the L = 4 torus by enumeration."""
+    V = all_configs(L * L)
+    H = ising_energy(V, L)
+    _, p = exact_ising(H, 1.0 / T)
+    return V[np.random.default_rng(seed).choice(len(V), size=n, p=p)]
+
+
+def test_heff_fidelity_beyond_m_tells_couplings_from_magnetisation(configs16):
+    from workers.free_energy import heff_fidelity
+
+    T = 2.0
+    V = _ising_samples(4, T, 4000, 1)
+    bH = ising_energy(V, 4) / T
+    m = V.mean(axis=1)
+    # F = beta H + const: every fit is exact, raw and beyond m
+    exact = heff_fidelity(bH + 3.0, bH, m)
+    for key in ("heff_slope", "heff_r2", "heff_partial_slope", "heff_partial_r2"):
+        assert exact[key] == pytest.approx(1.0, abs=1e-9)
+    # F a function of m alone: raw R^2 is large below Tc (beta H tracks |m|), beyond m ~ 0
+    only_m = heff_fidelity(-20.0 * m**2 + 2.0 * m**4, bH, m)
+    assert only_m["heff_r2"] > 0.3
+    assert only_m["heff_partial_r2"] < 1e-6
+
+
+def test_heff_fidelity_error_bars_cover_the_truth():
+    # F = beta H + noise of known size: the partial slope's jackknife errors give z ~ N(0, 1)
+    from workers.free_energy import heff_fidelity
+
+    rng = np.random.default_rng(2)
+    z = []
+    for k in range(40):
+        V = _ising_samples(4, 2.5, 600, 100 + k)
+        bH = ising_energy(V, 4) / 2.5
+        F = bH + rng.normal(0, 2.0, bH.size)
+        fit = heff_fidelity(F, bH, V.mean(axis=1))
+        z.append((fit["heff_partial_slope"] - 1.0) / fit["heff_partial_slope_err"])
+    z = np.array(z)
+    assert np.all(np.abs(z) < 4)
+    assert 0.6 < np.sqrt(np.mean(z**2)) < 1.45  # 40 draws: RMS of N(0,1) within about 3 s.d.
