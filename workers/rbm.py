@@ -22,6 +22,7 @@ Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
 import numpy as np
 from scipy.special import expit
 
+from . import rbm_gibbs as gibbs
 from . import rbm_kernels as K
 from .free_energy import rbm_free_energy
 from .partition import visible_bias_from_data
@@ -48,53 +49,6 @@ def _as_spins(V, n_visible=None, name="V"):
     if not K.is_spin_array(V):
         raise ValueError(f"{name} must contain only -1 and +1")
     return V.astype(np.int8, copy=False)
-
-
-class _Buffers:
-    """float32 work arrays for up to m chains (rows) of an (n_visible, n_hidden) RBM.
-
-    ``v``, ``ph``: the chains and p(h = 1 | v) (None with ``chains=False``: fit stacks its own);
-    ``h`` sampled hidden units; ``pv`` visible pre-activations; ``words`` one row of random words.
-    """
-
-    def __init__(self, m, n_visible, n_hidden, chains=True):
-        self.v = np.empty((m, n_visible), np.float32) if chains else None
-        self.ph = np.empty((m, n_hidden), np.float32) if chains else None
-        self.pv, self.h = np.empty((m, n_visible), np.float32), np.empty((m, n_hidden), np.float32)
-        self.words = np.empty(max(K.words_per_row(n_visible), K.words_per_row(n_hidden)),
-                              np.uint64)
-        self.sum_v, self.sum_h = np.empty(n_visible, np.float32), np.empty(n_hidden, np.float32)
-
-
-def _hidden(buf, v, ph, W, b, lanes, sign=1.0, sample=True, flip=None):
-    """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v).
-
-    ``flip = (a, u)``: first a global spin-flip Metropolis-Hastings move on every row of v
-    (:func:`workers.rbm_kernels._flip_rows`, one uniform of u per row); returns its flips.
-    """
-    np.matmul(v, W, out=ph)
-    flips = K._flip_rows(ph, v, flip[0], b, flip[1]) if flip is not None else 0
-    K._hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
-    return flips
-
-
-def _visible(buf, m, W, a, v, lanes):
-    """v <- v ~ p(v | buf.h[:m]) (+-1 float32)."""
-    pv = buf.pv[:m]
-    np.matmul(buf.h[:m], W.T, out=pv)
-    K._visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
-
-
-def _gibbs32(buf, m, k, W, a, b, lanes, flip_rng=None):
-    """k block-Gibbs steps v -> h -> v on the first m rows of buf.v, in place; with
-    ``flip_rng`` each step starts with a global spin-flip move. Returns the flips."""
-    v, ph = buf.v[:m], buf.ph[:m]
-    flips = 0
-    for _ in range(k):
-        flip = (a, flip_rng.random(m)) if flip_rng is not None else None
-        flips += _hidden(buf, v, ph, W, b, lanes, flip=flip)
-        _visible(buf, m, W, a, v, lanes)
-    return flips
 
 
 class RBM:
@@ -318,7 +272,7 @@ class RBM:
         # Rows [0, m) of VV/PP: negative chains (PCD's persist there), -p(h|v); rows [m, 2m): the
         # minibatch, p(h|v). One matmul VV^T PP is then <v p(h|v)>_data - <v p(h|v)>_neg.
         VV, PP = np.empty((2 * m_max, n_v), np.float32), np.empty((2 * m_max, n_h), np.float32)
-        buf = _Buffers(m_max, n_v, n_h, chains=False)
+        buf = gibbs.Buffers(m_max, n_v, n_h, chains=False)
         sum_vp, sum_php = np.empty(n_v, np.float32), np.empty(n_h, np.float32)
         if self.method == "pcd":
             VV[:m_max] = V[rng.choice(n, size=m_max, replace=False)]
@@ -347,15 +301,15 @@ class RBM:
                 idle = VV[m:m_max].copy() if self.method == "pcd" and m < m_max else None
                 K._gather_rows(V, idx, vp, sum_vp)
                 # positive phase; for CD the chains start at the minibatch: h drawn from php
-                _hidden(buf, vp, php, W, b, lanes, sample=self.method == "cd")
+                gibbs.hidden_step(buf, vp, php, W, b, lanes, sample=self.method == "cd")
                 np.copyto(sum_php, buf.sum_h)
                 if self.method == "pcd":
-                    flips += _hidden(buf, vn, phn, W, b, lanes,
+                    flips += gibbs.hidden_step(buf, vn, phn, W, b, lanes,
                                      flip=(a, rng.random(m)) if flip else None)
                     proposals += m if flip else 0
                 for step in range(k):
-                    _visible(buf, m, W, a, vn, lanes)
-                    _hidden(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
+                    gibbs.visible_step(buf, m, W, a, vn, lanes)
+                    gibbs.hidden_step(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
                 np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
                 lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
                 if self.centering:
@@ -426,9 +380,9 @@ class RBM:
         """k block-Gibbs steps v -> h -> v from each row of V; int8 (n, n_visible)."""
         self._check_fitted()
         V = _as_spins(V, self.W_.shape[0])
-        buf = _Buffers(V.shape[0], *self.W_.shape)
+        buf = gibbs.Buffers(V.shape[0], *self.W_.shape)
         buf.v[:] = V
-        _gibbs32(buf, V.shape[0], int(k), *self._params32(), K.make_lanes(rng))
+        gibbs.gibbs_steps(buf, V.shape[0], int(k), *self._params32(), K.make_lanes(rng))
         return buf.v.astype(np.int8)
 
     def sample(self, n_chains, n_steps, rng, init=None, thin=1, burn_in=0, flip_moves=False):
@@ -460,7 +414,7 @@ class RBM:
         if n_chains < 1 or n_steps < 0 or thin < 1 or burn_in < 0:
             raise ValueError(f"need n_chains >= 1, n_steps >= 0, thin >= 1, burn_in >= 0; got "
                              f"{n_chains}, {n_steps}, {thin}, {burn_in}")
-        buf = _Buffers(n_chains, n_v, n_h)
+        buf = gibbs.Buffers(n_chains, n_v, n_h)
         if init is None:
             buf.v[:] = np.where(rng.random((n_chains, n_v)) < 0.5, 1, -1)
         else:
@@ -471,11 +425,11 @@ class RBM:
         lanes = K.make_lanes(rng)
         W, a, b = self._params32()
         flip_rng = rng if flip_moves else None
-        flips = _gibbs32(buf, n_chains, burn_in, W, a, b, lanes, flip_rng)
+        flips = gibbs.gibbs_steps(buf, n_chains, burn_in, W, a, b, lanes, flip_rng)
         n_records = n_steps // thin
         out = np.empty((n_records, n_chains, n_v), np.int8)
         for r in range(n_records):
-            flips += _gibbs32(buf, n_chains, thin, W, a, b, lanes, flip_rng)
+            flips += gibbs.gibbs_steps(buf, n_chains, thin, W, a, b, lanes, flip_rng)
             out[r] = buf.v
         steps = burn_in + n_records * thin
         self.sample_flip_rate_ = flips / (steps * n_chains) if flip_moves and steps else None
