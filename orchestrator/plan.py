@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Any, Iterator
 
 from .schemas import SCHEMA_VERSION
-from .spec import SweepSpec, resolve_units
+from .spec import SweepSpec, resolve_learning_rate, resolve_units
 
 __all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
 
@@ -125,7 +125,8 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
             yield {
                 "L": L, "T": sample.T, "sample_task": sample.id, "n_visible": L * L,
                 "n_hidden": n_hidden, "method": r.method, "k": r.k,
-                "learning_rate": r.learning_rate, "momentum": r.momentum,
+                "learning_rate": resolve_learning_rate(r.learning_rate, n_hidden),
+                "momentum": r.momentum,
                 "lr_schedule": r.lr_schedule, "epochs": r.epochs, "batch_size": r.batch_size,
                 "checkpoints": list(r.checkpoints), "held_out": r.held_out, "rbm_seed": seed,
                 "l1": r.l1, "l2": r.l2, "init_std": r.init_std, "log_partition": r.log_partition,

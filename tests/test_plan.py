@@ -122,3 +122,18 @@ def test_code_versions_enter_the_ids_of_their_kind():
         plan.CODE_VERSIONS = saved
     assert after["sample"] != before["sample"]
     assert after["train"] == before["train"] and after["flow"] == before["flow"]
+
+
+def test_auto_learning_rate_resolves_per_hidden_size_in_the_configs():
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import parse_spec
+
+    base = {"sweep": {"name": "lr", "seed": 1, "lattice_sizes": [8], "temperatures": [2.5]},
+            "rbm": {"n_hidden": [16, 64, 128, 256]}}
+    rates = {t.config["n_hidden"]: t.config["learning_rate"]
+             for t in make_plan(parse_spec(base)) if t.kind == "train"}
+    assert rates == {16: 0.05, 64: 0.05, 128: 0.025, 256: 0.0125}
+    explicit = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64], "learning_rate": 0.05}}
+    auto = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64]}}
+    ids = [sorted(t.id for t in make_plan(parse_spec(s))) for s in (explicit, auto)]
+    assert ids[0] == ids[1]  # "auto" is resolved before hashing: the same rate, the same task
