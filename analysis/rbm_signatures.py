@@ -127,10 +127,11 @@ def _aggregate(per_task: pd.DataFrame, name: str) -> pd.DataFrame:
         n = int(g["value"].notna().sum())
         row = dict(zip(GROUP + ["T"], key), signature=name, n_seeds=n)
         for col, err_col in (("value", "err"), ("null", "null_err")):
-            vals = g[col].dropna()
+            valid = g[g[col].notna()]
+            vals = valid[col]
             row[col] = float(vals.mean()) if len(vals) else np.nan
             row[err_col] = (float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1
-                            else float(g[err_col].iloc[0]) if len(vals) == 1 else np.nan)
+                            else float(valid[err_col].iloc[0]) if len(vals) == 1 else np.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=_COLUMNS)
 

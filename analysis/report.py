@@ -9,6 +9,7 @@ report is still written. It never raises because of the dataset's contents.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from pathlib import Path
@@ -408,9 +409,17 @@ def _build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
     """
     t0 = time.perf_counter()
     directory = report_dir(out)
+    if "://" not in str(out) and os.path.lexists(out):  # never act through a link out of OUT
+        root = os.path.realpath(out)
+        probe = directory
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        real = os.path.realpath(probe)
+        if real != root and not real.startswith(root + os.sep):
+            raise ValueError(f"{directory} leads outside {out} (to {real}); remove that link")
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.png"):  # a rebuilt report must not reference stale figures
-        old.unlink()
+        old.unlink()  # (a link is removed, never what it points at)
     rep = ReportPage(directory)
     rng = np.random.default_rng(seed)
     ising = _read(out, "ising", rep)

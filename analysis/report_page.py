@@ -7,6 +7,8 @@ so it opens offline; ``summary.md`` carries the same tables; ``estimates.csv`` t
 from __future__ import annotations
 
 import html
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 
 from . import exact_reference as exact
 
-__all__ = ["ReportPage", "write_page"]
+__all__ = ["ReportPage", "write_page", "write_atomic"]
 
 
 class ReportPage:
@@ -48,6 +50,17 @@ class ReportPage:
                                "exact": exact_value, "z": z, "method": method})
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader never
+    sees half a page, and a symbolic link at ``path`` is replaced, never written through."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _fmt(v):
     if isinstance(v, (float, np.floating)):
         return "nan" if not np.isfinite(v) else f"{v:.6g}"
@@ -64,7 +77,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 def write_page(rep: ReportPage, out, seconds: float) -> Path:
     """Write index.html, summary.md, estimates.csv (and errors.txt if a section failed)."""
     est = pd.DataFrame(rep.estimates, columns=["quantity", "measured", "error", "exact", "z", "method"])
-    est.to_csv(rep.dir / "estimates.csv", index=False)
+    write_atomic(rep.dir / "estimates.csv", est.to_csv(index=False))
     md = [f"# rgsweep report: `{out}`", "",
           "Conventions: docs/conventions.md (J = k_B = 1, per-spin e, C, chi; U4 = 1 - <m^4>/3<m^2>^2). "
           f"Exact: Tc = 2/ln(1+sqrt 2) = {exact.TC:.6f}, nu = 1, gamma/nu = 7/4; Kaufman's finite-L c peak.",
@@ -94,17 +107,17 @@ def write_page(rep: ReportPage, out, seconds: float) -> Path:
     md += ["## Missing or not computed", ""] + [f"- {m}" for m in missing] + ["", f"Report built in {seconds:.1f} s."]
     body.append("<h2>Missing or not computed</h2><ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in missing)
                 + "</ul>")
-    (rep.dir / "summary.md").write_text("\n".join(md) + "\n")
+    write_atomic(rep.dir / "summary.md", "\n".join(md) + "\n")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>rgsweep report</title><style>"
             "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
             "table{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
     index = rep.dir / "index.html"
-    index.write_text(page)
+    write_atomic(index, page)
     errors = rep.dir / "errors.txt"
     if rep.traces:  # for whoever debugs a section that could not be computed
-        errors.write_text("\n".join(rep.traces))
+        write_atomic(errors, "\n".join(rep.traces))
     else:
         errors.unlink(missing_ok=True)
     return index

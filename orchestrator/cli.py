@@ -179,7 +179,10 @@ def _report(out: str) -> int:
     from analysis.report import build_report
 
     t0 = time.perf_counter()
-    index = build_report(out)
+    try:
+        index = build_report(out)
+    except ValueError as err:
+        return _bad_input(str(err))
     print(f"report: {index} ({time.perf_counter() - t0:.1f} s); summary: {index.parent / 'summary.md'}")
     return 0
 

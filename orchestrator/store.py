@@ -180,13 +180,14 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
 
     def _inside(self, path: str) -> bool:
-        """True unless ``path`` (local) would resolve outside OUT through a symbolic link: the
-        deepest existing ancestor of ``path``, and ``path`` itself if it exists, must resolve
-        inside the resolved OUT. Object stores have no links: always True there."""
+        """True unless writing or renaming the file ``path`` (local) would act outside OUT through
+        a symbolic link: the deepest existing ancestor of its *folder* must resolve inside the
+        resolved OUT. The file itself may be a link: ``os.replace`` and a rename act on the link,
+        never on what it points at. Object stores have no links: always True there."""
         if not self.local:
             return True
         root = os.path.realpath(self.root)
-        probe = path
+        probe = os.path.dirname(path)
         while not os.path.lexists(probe) and probe not in ("", os.sep):
             probe = os.path.dirname(probe)
         real = os.path.realpath(probe)
@@ -316,7 +317,7 @@ class Store:
 
         The files moved are the manifest itself and the parts at the paths derived from the
         task's (kind, L, id), never paths read from the (possibly crafted) manifest; a file that
-        resolves outside OUT, or a destination that would, is left where it is.
+        lies in a folder that resolves outside OUT, or a destination that would, is left where it is.
         """
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         dest_root = f"{self.root}/{DAMAGED}/{stamp}-{manifest.task_id}"

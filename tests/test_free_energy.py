@@ -189,3 +189,15 @@ def test_heff_fidelity_error_bars_cover_the_truth():
     z = np.array(z)
     assert np.all(np.abs(z) < 4)
     assert 0.6 < np.sqrt(np.mean(z**2)) < 1.45  # 40 draws: RMS of N(0,1) within about 3 s.d.
+
+
+def test_heff_beyond_m_is_zero_for_any_smooth_function_of_m_not_just_polynomials():
+    from workers.free_energy import heff_fidelity
+
+    V = _ising_samples(4, 2.2, 4000, 7)
+    bH = ising_energy(V, 4) / 2.2
+    m = V.mean(axis=1)
+    fit = heff_fidelity(-np.logaddexp(0.0, 16 * m) - 0.5 * np.cos(5 * m), bH, m)
+    assert fit["heff_partial_r2"] < 3 * fit["heff_partial_r2_err"] + 1e-3
+    few = heff_fidelity(bH[:10], bH[:10], m[:10])  # too few samples: NaN, not an error
+    assert all(np.isnan(v) for v in few.values())

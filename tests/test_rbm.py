@@ -374,12 +374,13 @@ def test_sampling_casts_float64_parameters_to_the_kernels_dtype():
 
 
 def _two_sector_model():
-    """6 spins, two hidden units that each favour one fully aligned sector (weights 2.5), a
-    weak visible bias toward +1: a bimodal p(v) whose sectors block Gibbs sampling does not
-    cross in a few dozen steps."""
+    """6 spins, two hidden units that each favour one fully aligned sector, of unequal strength
+    (so that the hidden units' part of F(v) - F(-v) does not cancel, 1.5 at the aligned states)
+    and a weak visible bias toward -1 that nearly balances it (p(m < 0) = 0.44): a bimodal
+    p(v) whose sectors block Gibbs sampling does not cross in a few dozen steps."""
     W = np.zeros((6, 2))
-    W[:, 0], W[:, 1] = 2.5, -2.5
-    return RBM.from_params(W, np.full(6, 0.05), np.full(2, -7.0))
+    W[:, 0], W[:, 1] = 2.5, -2.0
+    return RBM.from_params(W, np.full(6, -0.1), np.array([-7.0, -5.5]))
 
 
 def _sector_counts(draws):
@@ -391,7 +392,11 @@ def test_flip_moves_sample_the_exact_marginal_across_sectors():
     V = states(6, True)
     log_q = -model.free_energy(V)
     p = np.exp(log_q - logsumexp(log_q))
-    assert 0.3 < p[V.sum(1) < 0].sum() < 0.5  # both sectors carry weight
+    assert 0.3 < p[V.sum(1) < 0].sum() < 0.6  # both sectors carry weight
+    x = V.astype(float) @ model.W_.astype(float)
+    b = model.b_.astype(float)
+    hidden_part = np.logaddexp(0, b + x).sum(1) - np.logaddexp(0, b - x).sum(1)
+    assert np.abs(hidden_part).max() > 1.0  # the flip's acceptance depends on the hidden layer
     init = np.ones((20000, 6), dtype=np.int8)  # every chain starts in the + sector
     draws = model.sample(20000, 1, np.random.default_rng(11), init=init, burn_in=20,
                          flip_moves=True)
@@ -404,3 +409,20 @@ def test_flip_moves_sample_the_exact_marginal_across_sectors():
     assert np.mean(stuck.sum(axis=1) < 0) < 0.05  # against about 0.4 in equilibrium
     counts = _sector_counts(stuck)
     assert chisquare(counts[keep], counts[keep].sum() * p[keep] / p[keep].sum()).pvalue < 1e-10
+
+
+def test_checkpoints_inside_the_averaging_window_see_the_mean_so_far(split_data):
+    # one update per epoch (batch = all rows), 4 epochs, averaging = 0.5: the window is the last
+    # two updates. The training trajectory does not depend on the averaging, so the averaged
+    # run's checkpoints are the plain run's iterates I1, I2, I3 and then (I3 + I4) / 2.
+    train = split_data[0][:300]
+    kw = dict(n_hidden=4, method="pcd", epochs=4, batch_size=300, random_state=9)
+    plain, avg = {}, {}
+    RBM(**kw).fit(train, checkpoints=[1, 2, 3, 4], callback=lambda e, m: plain.__setitem__(e, m.W_.copy()))
+    model = RBM(averaging=0.5, **kw).fit(train, checkpoints=[1, 2, 3, 4],
+                                         callback=lambda e, m: avg.__setitem__(e, m.W_.copy()))
+    for e in (1, 2, 3):
+        assert_array_equal(avg[e], plain[e])
+    assert_allclose(avg[4], 0.5 * (plain[3] + plain[4]), rtol=1e-6, atol=1e-8)
+    assert not np.allclose(avg[4], plain[4])
+    assert_array_equal(model.W_, avg[4])

@@ -69,9 +69,14 @@ def _a_manifest(out: Path) -> Path:
     return sorted((out / "_tasks").glob("L=4/sample-*.json"))[0]
 
 
-@pytest.mark.parametrize("where", ["../../../outside/f.txt", "../../sibling.txt", "/etc/hostname"])
+# A manifest's paths are relative to OUT = tmp/work/out: "../../outside/f.txt" is tmp/outside/f.txt
+# and "../sibling.txt" is tmp/work/sibling.txt. Both exist (the test asserts so): the code before
+# this rule moved them into OUT/_damaged.
+@pytest.mark.parametrize("where", ["../../outside/f.txt", "../sibling.txt", "/etc/hostname"])
 def test_a_manifest_pointing_outside_moves_and_overwrites_nothing(world, tmp_path, capsys, where):
     spec, out, outside = world
+    if not where.startswith("/"):
+        assert (out / where).resolve().is_file()  # the crafted path names a real bystander
     before = _bystanders(tmp_path, out)
     manifest = _a_manifest(out)
     record = json.loads(manifest.read_text())
@@ -117,7 +122,7 @@ def test_manifests_of_the_wrong_shape_are_quarantined_not_trusted(world, tmp_pat
 def test_a_stale_manifest_is_reported_never_touched(world, tmp_path, capsys):
     spec, out, _ = world
     stale = out / "_tasks" / "L=4" / "sample-00000000deadbeef.json"
-    stale.write_text(json.dumps({"parts": {"ising": {"path": "../../../outside/f.txt", "size": 1,
+    stale.write_text(json.dumps({"parts": {"ising": {"path": "../../outside/f.txt", "size": 1,
                                                       "sha256": "0" * 64}}}))
     body = stale.read_bytes()
     assert _run(spec, out) == 0
@@ -148,3 +153,26 @@ def test_links_inside_out_that_lead_outside_are_not_written_or_moved_through(wor
     store.quarantine(store.manifests()[tid])
     assert _snapshot(outside) == before
     assert manifest.exists()  # left where it was rather than moved outside
+
+
+def test_a_part_that_is_a_link_out_of_out_is_replaced_not_written_through(world, tmp_path, capsys):
+    spec, out, outside = world
+    part = sorted((out / "ising" / "L=4").glob("part-*.parquet"))[0]
+    part.unlink()
+    os.symlink(outside / "f.txt", part)  # the task is now damaged: its part is "missing"
+    before = _snapshot(outside)
+    assert _run(spec, out) == 0
+    assert "1 damaged and recomputed" in capsys.readouterr().out
+    assert _snapshot(outside) == before
+    assert part.is_file() and not part.is_symlink()  # the link itself was replaced
+    assert _run(spec, out) == 0 and "0 damaged" in capsys.readouterr().out
+
+
+def test_a_report_folder_that_links_out_of_out_is_refused(world, tmp_path, capsys):
+    spec, out, outside = world
+    (outside / "old.png").write_bytes(b"keep me")
+    os.symlink(outside, out / "report")
+    before = _snapshot(outside)
+    assert main(["report", str(out)]) == 2
+    assert "leads outside" in capsys.readouterr().err
+    assert _snapshot(outside) == before

@@ -98,3 +98,25 @@ def test_chain_order_puts_each_stored_chain_in_time_order():
     multispin = pa.table({"algorithm_used": ["multispin"]})
     assert stored_chains(multispin) == 64 and stored_chains(pa.table({"algorithm_used": ["wolff"]})) == 1
     assert stored_chains(None) == 1
+
+
+def test_the_default_recipe_learns(samples):
+    # centered PCD-5 with flip moves and averaging, as a spec gets it by default; 300 training
+    # samples in batches of 50 need 800 epochs for the ~5,000 updates the recipe wants (at 200
+    # epochs the RBM's e is still 8% short: measured by enumeration at L = 4)
+    from orchestrator.spec import RBMSpec, resolve_learning_rate
+
+    d = RBMSpec()
+    cfg = config(method=d.method, k=d.k, learning_rate=resolve_learning_rate(d.learning_rate, 16),
+                 lr_schedule=d.lr_schedule, centering=d.centering, flip_moves=d.flip_moves,
+                 averaging=d.averaging, epochs=800, checkpoints=[0, 800], n_hidden=16)
+    out = train_task(cfg, (1, 2), {SAMPLE_ID: {"samples": samples}})
+    fe = out["free_energy"]
+    se = np.hypot(fe["kl_per_spin_err"][0], fe["kl_per_spin_err"][-1])
+    assert fe["kl_per_spin"][0] - fe["kl_per_spin"][-1] > 5 * se
+    assert fe["nll_test"][-1] < fe["nll_test"][0] - 0.05
+    row = out["rbm"]
+    assert row["centering"] and row["flip_moves"] and row["averaging"] == 0.5
+    assert 0.0 < row["flip_rate"] <= 1.0 and 0.2 < row["m_pos_frac"] < 0.8
+    # n_h = N: the generated energy is close to Monte Carlo's (L = 4, T = 2.5, 300 samples)
+    assert abs(row["e"] / row["mc_e"] - 1) < 0.05

@@ -122,12 +122,12 @@ def kl_estimate(F, beta_H, beta, N, u_exact, lnZ_rbm, lnZ_ising, lnZ_rbm_err=0.0
     Returns
     -------
     dict: kl_per_spin, kl_per_spin_err, kl_plain_err (the error of the plain mean of F, for
-    comparison), cv_coefficient (c).
+    comparison), cv_coefficient (c). With a single sample the errors are NaN.
     """
     F = np.asarray(F, dtype=np.float64)
     x = np.asarray(beta_H, dtype=np.float64)
-    if F.shape != x.shape or F.ndim != 1 or F.size < 2:
-        raise ValueError(f"F and beta_H must be 1-D of equal length >= 2, got {F.shape}, {x.shape}")
+    if F.shape != x.shape or F.ndim != 1 or F.size < 1:
+        raise ValueError(f"F and beta_H must be 1-D of equal length >= 1, got {F.shape}, {x.shape}")
     dx = x - x.mean()
     sxx = dx @ dx
     c = float(dx @ (F - F.mean()) / sxx) if sxx > 0 else 0.0
@@ -210,13 +210,17 @@ def heff_fidelity(F, beta_H, m, n_blocks=20, degree=HEFF_DEGREE):
 
     Returns
     -------
-    dict: heff_slope, heff_r2, heff_partial_slope, heff_partial_r2 and each with ``_err``.
+    dict: heff_slope, heff_r2, heff_partial_slope, heff_partial_r2 and each with ``_err``; all
+    NaN with fewer than 2 (degree + 2) samples.
     """
     F, x, m = (np.asarray(a, dtype=np.float64) for a in (F, beta_H, m))
     n = F.size
-    if not (F.shape == x.shape == m.shape and F.ndim == 1 and n >= 2 * (degree + 2)):
-        raise ValueError(f"F, beta_H and m must be 1-D of equal length >= {2 * (degree + 2)}, "
-                         f"got {F.shape}, {x.shape}, {m.shape}")
+    names = ("heff_slope", "heff_r2", "heff_partial_slope", "heff_partial_r2")
+    if not (F.shape == x.shape == m.shape and F.ndim == 1):
+        raise ValueError(f"F, beta_H and m must be 1-D of equal length, got {F.shape}, {x.shape}, "
+                         f"{m.shape}")
+    if n < 2 * (degree + 2):  # too few samples for the fits and their errors: no numbers
+        return {name + suffix: float("nan") for name in names for suffix in ("", "_err")}
 
     def stats(idx):
         raw = _line(F[idx], x[idx])
@@ -228,7 +232,6 @@ def heff_fidelity(F, beta_H, m, n_blocks=20, degree=HEFF_DEGREE):
     edges = np.linspace(0, n, K + 1).astype(int)
     leave = np.array([stats(np.r_[0:edges[k], edges[k + 1]:n]) for k in range(K)])
     err = np.sqrt((K - 1) / K * np.sum((leave - leave.mean(axis=0)) ** 2, axis=0))
-    names = ("heff_slope", "heff_r2", "heff_partial_slope", "heff_partial_r2")
     out = {}
     for name, value, e in zip(names, full, err):
         out[name], out[name + "_err"] = float(value), float(e)

@@ -42,7 +42,8 @@ from .tasks import samples_array
 from .multispin import N_REPLICAS
 from .transport import transport_path, wasserstein1
 
-__all__ = ["train_task", "held_out_split", "chain_order", "stored_chains", "RBM_SETTINGS"]
+__all__ = ["train_task", "held_out_split", "chain_order", "stored_chains", "stored_series", "spread",
+           "RBM_SETTINGS"]
 
 #: Config keys passed to :class:`workers.rbm.RBM` as they are.
 RBM_SETTINGS = ("method", "k", "learning_rate", "momentum", "l1", "l2", "batch_size", "epochs",
@@ -73,6 +74,24 @@ def stored_chains(ising) -> int:
     if ising is None or "algorithm_used" not in ising.column_names:
         return 1
     return N_REPLICAS if ising.column("algorithm_used")[0].as_py() == "multispin" else 1
+
+
+def stored_series(e: np.ndarray, m: np.ndarray, n_chains: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample series of a stored sample set as :func:`workers.observables.thermodynamics`
+    wants them: 1-D for one chain; (records, chains) for interleaved chains (a ragged tail of
+    fewer than n_chains samples is dropped), so that errors see each chain's own time order."""
+    if n_chains <= 1 or e.size < 2 * n_chains:
+        return e, m
+    n = e.size // n_chains * n_chains
+    return e[:n].reshape(-1, n_chains), m[:n].reshape(-1, n_chains)
+
+
+def spread(n: int, k: int) -> np.ndarray:
+    """k indices spread evenly over range(n) (repeating when k > n): chain starts that are far
+    apart in the chain-ordered held-out set, hence nearly independent."""
+    if k <= n:
+        return np.linspace(0, n - 1, k).round().astype(int)
+    return np.arange(k) % n
 
 
 def chain_order(indices: np.ndarray, n_chains: int) -> np.ndarray:
@@ -121,7 +140,7 @@ class _Checkpoints:
                                              data=self.train, max_units=cfg["max_exact_units"])
         F_test = rbm_free_energy(self.test, W, a, b)
         # Short model chains started from held-out data: <F> under the model, roughly.
-        init = self.test[: min(len(self.test), self.cfg["gibbs_chains"])]
+        init = self.test[spread(len(self.test), min(len(self.test), self.cfg["gibbs_chains"]))]
         model = rbm.sample(len(init), MODEL_F_STEPS, self.model_rng, init=init, thin=MODEL_F_STEPS,
                            flip_moves=True)
         kl = kl_estimate(F_test, self.beta_H_test, self.beta, N, self.exact["u"], lnZ,
@@ -177,13 +196,13 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     n_chains, n_steps = cfg["gibbs_chains"], cfg["gibbs_steps"]
     burn_in = n_steps // 5
     thin = max(1, math.ceil(n_chains * (n_steps - burn_in) / MAX_RBM_DRAWS))
-    init = test[np.arange(n_chains) % len(test)]
+    init = test[spread(len(test), n_chains)]
     draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, init=init, burn_in=burn_in, thin=thin,
                        flip_moves=True)
     e_rbm, m_rbm = _per_spin(draws, L)
     rbm_obs = thermodynamics(e_rbm.reshape(-1, n_chains), m_rbm.reshape(-1, n_chains), L, T)
     e_mc, m_mc = _per_spin(V, L)
-    mc_obs = thermodynamics(e_mc, m_mc, L, T)
+    mc_obs = thermodynamics(*stored_series(e_mc, m_mc, stored_chains(source.get("ising"))), L, T)
 
     path = transport_path(checkpoints.Ws)
     key = {"sample_task": cfg["sample_task"], "n_visible": N, "n_hidden": cfg["n_hidden"],
