@@ -28,6 +28,7 @@ leads outside OUT.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import hashlib
 import json
 import os
@@ -349,72 +350,66 @@ class Store:
     # -- one driver at a time --------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        """Take ``OUT/.rgsweep.lock``; a lock whose driver died on this host is taken over.
+        """Hold ``OUT/.rgsweep.lock`` for this process: an exclusive ``flock`` on the file.
 
-        Only local folders are locked: object stores have no atomic create-if-absent here,
-        so two drivers on one ``s3://`` OUT are the user's to avoid (README).
+        The kernel releases the lock when its holder dies, however it dies, so there is no
+        stale lock to guess about; two drivers can never both hold it. The file also says who
+        holds it (pid, host, since), for the message the second driver prints. Only local
+        folders are locked: object stores have no lock primitive here, so two drivers on one
+        ``s3://`` OUT are the user's to avoid (README).
         """
         if not self.local:
             return
         os.makedirs(self.root, exist_ok=True)
         path = os.path.join(self.root, LOCK)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
-        for _ in range(3):
+        if not self._inside(path) or os.path.islink(path):
+            raise StoreError(f"{path} is a symbolic link or leads outside {self.uri}; remove it")
+        for _ in range(100):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._lock_holder(path)
-                if holder is None or self._stale(holder):
-                    self._break_lock(path, holder)
-                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._lock_holder(fd)
+                os.close(fd)
                 raise LockError(
-                    f"{self.uri} is in use by another rgsweep run (pid {holder.get('pid')} on "
-                    f"{holder.get('host')} since {holder.get('since')}); wait for it to finish, or "
-                    f"delete {path} if that run is gone") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self._lock = path
+                    f"{self.uri} is in use by another rgsweep run (pid {holder.get('pid', '?')} on "
+                    f"{holder.get('host', '?')} since {holder.get('since', '?')}); wait for it to "
+                    "finish") from None
+            # The holder we waited out may have unlinked the file before we locked it: then
+            # we hold a lock on a file nobody else can find. Lock the file at the path instead.
+            try:
+                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me.encode(), 0)
+            self._lock_fd = fd
             return
         raise LockError(f"could not take the lock {path}")
 
     @staticmethod
-    def _lock_holder(path: str) -> dict | None:
+    def _lock_holder(fd: int) -> dict:
         try:
-            with open(path) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}  # released meanwhile: just retry
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
         except (OSError, ValueError):
-            return None  # unreadable lock: a driver died while writing it
-
-    @staticmethod
-    def _stale(holder: dict) -> bool:
-        if not holder:
-            return False
-        if holder.get("host") != socket.gethostname():
-            return False  # cannot tell whether a driver on another host is alive
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError):
-            return False
-        return False
-
-    @staticmethod
-    def _break_lock(path: str, holder: dict | None) -> None:
-        if holder == {}:
-            return
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            return {}
+        return holder if isinstance(holder, dict) else {}
 
     def release_lock(self) -> None:
-        path = getattr(self, "_lock", None)
-        if path:
-            try:
+        """Remove the lock file (still holding it, so nobody else is removed) and let go."""
+        fd = getattr(self, "_lock_fd", None)
+        if fd is None:
+            return
+        path = os.path.join(self.root, LOCK)
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
-            self._lock = None
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+            self._lock_fd = None
