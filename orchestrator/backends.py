@@ -2,7 +2,8 @@
 
 All three run :func:`orchestrator.execute.run_task` and speak one small protocol to the
 scheduler: ``submit(task, inputs) -> handle``, ``wait(handles) -> finished handles``,
-``outcome(handle)``, ``payload(handle)`` (what a dependent task receives) and ``close()``.
+``outcome(handle)``, ``payload(handle)`` (what a dependent task receives) and ``close(abort)``
+(``abort``: stop at once, killing work in flight).
 This is the only module that imports Ray (README, "Layout"), and only inside :class:`RayBackend`.
 """
 
@@ -12,8 +13,10 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import sys
 import time
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,7 +69,7 @@ class SerialBackend:
     def payload(self, handle: _Done) -> Any:
         return payload_of(handle.value)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         if self._limits is not None:
             self._limits.restore_original_limits()
 
@@ -79,8 +82,26 @@ def _init_pool_worker() -> None:
     _worker_limits = limit_threads()  # kept alive for the worker's lifetime
 
 
+class _Job:
+    """One task on the process pool; survives the pool it was first sent to."""
+
+    __slots__ = ("task", "inputs", "future", "lost")
+
+    def __init__(self, task: Task, inputs: dict[str, Any]):
+        self.task, self.inputs, self.future, self.lost = task, inputs, None, 0
+
+
+def _broken(future: cf.Future) -> bool:
+    return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
+
+
 class ProcessBackend:
-    """A ``concurrent.futures`` process pool (spawned workers: no fork after threads started)."""
+    """A ``concurrent.futures`` process pool (spawned workers: no fork after threads started).
+
+    A worker that dies (the OOM killer's SIGKILL, a segfault) breaks a standard pool and fails
+    everything in flight; here the pool is replaced and the tasks that were in flight are
+    resubmitted, each at most :data:`SYSTEM_RETRIES` times (as Ray does for lost workers).
+    """
 
     name = "process"
 
@@ -88,10 +109,10 @@ class ProcessBackend:
         self.workers = workers or os.cpu_count() or 1
         self.max_in_flight = 2 * self.workers
         self.pool: cf.ProcessPoolExecutor | None = None
-        self._tasks: dict[cf.Future, Task] = {}
+        self._jobs: set[_Job] = set()
+        self.restarts = 0
 
-    def start(self) -> None:
-        os.environ.update({k: v for k, v in THREAD_ENV.items() if k not in os.environ})
+    def _new_pool(self) -> None:
         self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_init_pool_worker)
         # One worker compiles and fills numba's cache; then every worker loads it, so no task
@@ -99,28 +120,72 @@ class ProcessBackend:
         self.pool.submit(warmup).result()
         cf.wait([self.pool.submit(warmup, 0.2) for _ in range(self.workers)])
 
-    def submit(self, task: Task, inputs: dict[str, Any]) -> cf.Future:
-        future = self.pool.submit(run_task, task, inputs)
-        self._tasks[future] = task
-        return future
+    def start(self) -> None:
+        os.environ.update({k: v for k, v in THREAD_ENV.items() if k not in os.environ})
+        self._new_pool()
+
+    def submit(self, task: Task, inputs: dict[str, Any]) -> _Job:
+        job = _Job(task, inputs)
+        job.future = self.pool.submit(run_task, task, inputs)
+        self._jobs.add(job)
+        return job
+
+    def _replace_pool(self) -> None:
+        """A worker died: kill what is left of the pool, start a new one, resubmit the lost."""
+        lost = [job for job in self._jobs if _broken(job.future) or not job.future.done()]
+        retry = [job for job in lost if job.lost < SYSTEM_RETRIES]
+        self._kill_workers()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.restarts += 1
+        print(f"rgsweep: a worker process died; {len(lost)} task(s) in flight, "
+              f"{len(retry)} resubmitted to a new pool", file=sys.stderr, flush=True)
+        self._new_pool()
+        for job in lost:
+            job.lost += 1
+            if job in retry:
+                job.future = self.pool.submit(run_task, job.task, job.inputs)
 
     def wait(self, handles: list) -> list:
-        done, _ = cf.wait(handles, return_when=cf.FIRST_COMPLETED)
-        return list(done)
+        while True:
+            by_future = {job.future: job for job in handles}
+            done, _ = cf.wait(by_future, return_when=cf.FIRST_COMPLETED)
+            finished = [by_future[f] for f in done]
+            if any(_broken(job.future) and job.lost < SYSTEM_RETRIES for job in finished):
+                self._replace_pool()
+                finished = [job for job in finished if not _broken(job.future)]
+            if finished:
+                return finished
 
-    def outcome(self, handle: cf.Future) -> Outcome:
-        task = self._tasks.pop(handle)
+    def outcome(self, handle: _Job) -> Outcome:
+        self._jobs.discard(handle)
         try:
-            return handle.result()
+            return handle.future.result()
+        except BrokenProcessPool as err:
+            return _crash(handle.task, RuntimeError(
+                f"its worker process died {handle.lost} times ({err})"))
         except Exception as err:  # noqa: BLE001 - a crashed worker process is a task failure
-            return _crash(task, err)
+            return _crash(handle.task, err)
 
-    def payload(self, handle: cf.Future) -> Any:
-        return payload_of(handle.result())
+    def payload(self, handle: _Job) -> Any:
+        return payload_of(handle.future.result())
 
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    def _kill_workers(self) -> None:
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        for proc in processes:
+            if proc.is_alive():
+                proc.kill()
+        for proc in processes:
+            proc.join(10)
+
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; with ``abort`` (an interrupt, an error in the driver) the
+        workers are killed at once instead of finishing their tasks."""
+        if self.pool is None:
+            return
+        if abort:
+            self._kill_workers()
+        self.pool.shutdown(wait=not abort, cancel_futures=True)
+        self.pool = None
 
 
 @contextmanager
@@ -249,9 +314,17 @@ class RayBackend:
     def payload(self, handle: Any) -> Any:
         return self._payloads.pop(handle)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Disconnect (and stop an embedded Ray); with ``abort``, tasks in flight on a joined
+        cluster are cancelled first (an embedded Ray's workers end with it)."""
         import ray
 
+        if abort and ray.is_initialized():
+            for ref in list(self._tasks):
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - already finished or its node gone
+                    pass
         if self._started_here and ray.is_initialized():
             ray.shutdown()
 

@@ -1,13 +1,17 @@
 """``rgsweep``: the command line (names are a contract: README, "The command line").
 
-Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written).
+Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written);
+130 / 143 stopped by SIGINT / SIGTERM (everything finished is saved; rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
@@ -104,7 +108,7 @@ def cmd_run(args) -> int:
 
     from tqdm import tqdm
 
-    from .runner import run_sweep
+    from .runner import Interrupted, run_sweep
     from .store import LockError
 
     bar = None
@@ -116,10 +120,20 @@ def cmd_run(args) -> int:
                        disable=args.quiet)
 
     try:
-        summary = run_sweep(spec, out, backend=args.backend, workers=args.workers, address=args.address,
-                            progress=lambda k: bar.update(k), on_start=on_start, verify=not args.no_verify)
+        with _terminate_as_stop():
+            summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
+                                address=args.address, progress=lambda k: bar.update(k),
+                                on_start=on_start, verify=not args.no_verify)
     except LockError as err:
         return _bad_input(str(err))
+    except Interrupted as stop:
+        if bar is not None:
+            bar.close()
+        s = stop.summary
+        print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {s.run} task(s) finished and "
+              f"saved in this run, {s.skipped + s.run} of {s.total} done in {s.out}; work in flight "
+              "was discarded; run the same command again to resume", file=sys.stderr)
+        return 128 + stop.signum
     finally:
         if bar is not None:
             bar.close()
@@ -127,6 +141,25 @@ def cmd_run(args) -> int:
     if args.report:
         _report(out)
     return summary.exit_code
+
+
+@contextmanager
+def _terminate_as_stop():
+    """SIGTERM (what SLURM, ``timeout`` and ``ray job stop`` send) stops the run the way Ctrl-C
+    does: work in flight killed, the lock released, one line, exit 143."""
+    from .runner import Stop
+
+    def stop(signum, frame):
+        raise Stop(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_status(args) -> int:
@@ -235,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("rgsweep: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

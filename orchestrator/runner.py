@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import signal
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,7 +27,24 @@ from .schemas import SCHEMA_VERSION, SCHEMAS
 from .spec import SweepSpec
 from .store import Store
 
-__all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record"]
+__all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record", "Interrupted", "Stop"]
+
+
+class Stop(BaseException):
+    """Raised in the driver by a termination signal (the CLI turns SIGTERM into this)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Interrupted(Exception):
+    """The run was stopped (SIGINT, SIGTERM) after committing ``summary.run`` tasks; the work
+    in flight was killed, the lock released; rerunning the same command resumes."""
+
+    def __init__(self, summary: "RunSummary", signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.summary, self.signum = summary, signum
 
 
 @dataclass
@@ -121,15 +139,19 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     plan = make_plan(spec)
     store = Store(out)
     store.acquire_lock()
+    summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
     try:
         return _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
-                           on_ready)
+                           on_ready, summary)
+    except (KeyboardInterrupt, Stop) as err:
+        summary.wall_s = time.perf_counter() - t0
+        raise Interrupted(summary, getattr(err, "signum", signal.SIGINT)) from None
     finally:
         store.release_lock()
 
 
 def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
-                on_ready) -> RunSummary:
+                on_ready, summary) -> RunSummary:
     store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
     record = plan_record(plan)
     if store.read_json(PLAN_FILE) != record:  # a rerun of the same spec writes nothing
@@ -138,7 +160,6 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
     planned = {t.id for t in plan}
     # only the plan's tasks: manifests of earlier specs are stale results, never moved
     manifests = {k: m for k, m in store.manifests().items() if k in planned}
-    summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
     for task_id, reason in store.verify(manifests, full=verify).items():
         summary.damaged.append((task_id, reason, store.quarantine(manifests.pop(task_id))))
     done = set(manifests)
@@ -182,6 +203,7 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
                 block(child.id)
 
     engine = make_backend(backend, workers, address)
+    aborted = True  # until the loop ends normally: an interrupt or a driver error kills the work in flight
     try:
         engine.start()
         if on_ready:
@@ -211,7 +233,8 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
                     block(task.id)
                 if progress:
                     progress(1)
+        aborted = False
     finally:
-        engine.close()
+        engine.close(abort=aborted)
     summary.wall_s = time.perf_counter() - t0
     return summary

@@ -104,21 +104,19 @@ def test_damaged_part_is_named_moved_aside_and_recomputed(tmp_path, reference, d
 def test_a_second_driver_refuses_while_the_first_is_alive(tmp_path, capsys):
     spec = write(tmp_path, SPEC)
     out = tmp_path / "out"
-    out.mkdir()
-    lock = out / LOCK
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "since": "now"}))
+    holder = Store(out)
+    holder.acquire_lock()  # a live driver (this process) holds OUT
     cli = [sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--out", str(out), "--backend", "serial"]
     result = subprocess.run(cli, capture_output=True, text=True)
     assert result.returncode == 2
     assert f"in use by another rgsweep run (pid {os.getpid()}" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [LOCK]  # nothing written
+    holder.release_lock()
 
-    # A lock left by a driver that died (same host, no such process) is taken over.
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
-    lock.write_text(json.dumps({"pid": int(dead), "host": os.uname().nodename, "since": "then"}))
+    # A lock file left by a driver that died is nobody's lock: the next run takes it.
+    (out / LOCK).write_text(json.dumps({"pid": 1, "host": os.uname().nodename, "since": "then"}))
     assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
-    assert not lock.exists()
+    assert not (out / LOCK).exists()
 
 
 def test_changed_spec_gets_new_ids_keeps_history_and_overwrites_nothing(tmp_path, capsys):
@@ -189,3 +187,102 @@ def test_driver_killed_mid_sweep_resumes_to_identical_tables(tmp_path, backend, 
     assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
     assert_same_tables(tables_of(out), tables_of(reference))
     assert len(read_table(out, "ising")) == num
+
+
+def _pool_workers(driver_pid: int) -> list[int]:
+    """The process pool's workers among the driver's children (not the resource tracker)."""
+    found = []
+    for pid in subprocess.run(["pgrep", "-P", str(driver_pid)], capture_output=True,
+                              text=True).stdout.split():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def _start_slow_driver(tmp_path: Path, backend: str, num: int):
+    spec = write(tmp_path, SLOW_SPEC.format(num=num))
+    out = tmp_path / "out"
+    cli = [sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--out", str(out), "--quiet",
+           "--backend", backend, "--workers", "2"]
+    driver = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    return spec, out, driver
+
+
+def _wait_for_manifests(driver, out: Path, n: int) -> None:
+    store, deadline = Store(out), time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None and len(store.manifests()) < n:
+        time.sleep(0.05)
+    assert driver.poll() is None, "the sweep ended before the fault could be injected"
+
+
+def _session_alive(pgid: int) -> bool:
+    """Whether any live (not zombie: a dead child waits to be reaped) process is in the group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_process_pool_survives_a_killed_worker(tmp_path):
+    """SIGKILL of one pool worker (what the OOM killer does): the pool is replaced, the lost
+    tasks rerun, the sweep finishes with exit 0 and the tables of an undisturbed serial run."""
+    num = 6
+    spec, out, driver = _start_slow_driver(tmp_path, "process", num)
+    try:
+        _wait_for_manifests(driver, out, 1)
+        victims = _pool_workers(driver.pid)
+        assert victims, "no pool worker found"
+        os.kill(victims[0], signal.SIGKILL)
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        if _session_alive(driver.pid):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, stderr
+    assert "a worker process died" in stderr and "resubmitted to a new pool" in stderr
+    assert "Traceback" not in stderr
+    reference = tmp_path / "reference"
+    assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
+    assert_same_tables(tables_of(out), tables_of(reference))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend,sig", [("process", signal.SIGTERM), ("process", signal.SIGINT),
+                                         ("serial", signal.SIGTERM)])
+def test_signal_stops_cleanly_and_the_rerun_resumes(tmp_path, backend, sig):
+    num = 8
+    spec, out, driver = _start_slow_driver(tmp_path, backend, num)
+    try:
+        _wait_for_manifests(driver, out, 2)
+        t0 = time.monotonic()
+        driver.send_signal(sig)
+        _, stderr = driver.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+        time.sleep(1.0)
+        orphans = _session_alive(driver.pid)
+    finally:
+        if _session_alive(driver.pid):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 128 + sig, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"rgsweep: stopped by {signal.Signals(sig).name}: ")
+    assert "run the same command again to resume" in lines[0]
+    assert not orphans  # no pool worker outlives the driver
+    assert stopped_in < 30  # the work in flight is killed, not waited for (a sample task: ~2 s)
+    assert not (out / LOCK).exists()
+    saved = len(Store(out).manifests())
+    assert f"{saved} of {num} done" in lines[0]
+    assert main(["run", str(spec), "--out", str(out), "--backend", "process", "--workers", "2",
+                 "--quiet"]) == 0
+    reference = tmp_path / "reference"
+    assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
+    assert_same_tables(tables_of(out), tables_of(reference))
