@@ -39,6 +39,19 @@ METHODS = ("cd", "pcd")
 LOG_PARTITION = ("auto", "exact", "ais")
 LR_SCHEDULES = ("constant", "linear", "inverse")
 
+#: Bounds that keep every task within what the code handles and a machine can hold: the
+#: checkerboard samplers need L >= 4 (at L = 2 a site's two neighbours on one axis are the
+#: same site), seeds feed numpy's SeedSequence as 64-bit words, and counts beyond these are
+#: typing mistakes rather than sweeps (10^8 samples of a 64 x 64 lattice are 400 GB).
+MIN_L, MAX_L = 4, 2048
+MAX_SEED = 2**63 - 1
+MIN_T, MAX_T = 0.01, 1.0e4
+MAX_TEMPERATURES = 10_000
+MAX_SAMPLES, MAX_SWEEPS = 10**8, 10**9
+MAX_UNITS, MAX_STEPS, MAX_EPOCHS, MAX_BATCH = 10**5, 10**7, 10**6, 10**6
+#: Per task: stored spins of one (L, T) (one byte each in memory), weights of one RBM.
+MAX_SPINS_PER_TASK, MAX_WEIGHTS = 2**33, 2**28
+
 
 class SpecError(ValueError):
     """A spec that breaks a rule; ``str(err)`` is the one-line message shown to the user."""
@@ -52,17 +65,18 @@ def _fail(key: str, value: Any, rule: str) -> SpecError:
     return SpecError(f"{key} must be {rule}, got {value!r}")
 
 
-def _int(key: str, value: Any, *, ge: int | None = None) -> int:
+def _int(key: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
     # bool is a subclass of int in Python; `samples = true` is a mistake, not 1.
+    rule = "an integer" + (f" >= {ge}" if ge is not None else "") + (f" and <= {le:,}" if le is not None else "")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(key, value, "an integer" + (f" >= {ge}" if ge is not None else ""))
-    if ge is not None and value < ge:
-        raise _fail(key, value, f"an integer >= {ge}")
+        raise _fail(key, value, rule)
+    if (ge is not None and value < ge) or (le is not None and value > le):
+        raise _fail(key, value, rule)
     return value
 
 
 def _float(key: str, value: Any, *, gt: float | None = None, ge: float | None = None,
-           lt: float | None = None) -> float:
+           lt: float | None = None, le: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise _fail(key, value, "a finite number")
     value = float(value)
@@ -72,6 +86,8 @@ def _float(key: str, value: Any, *, gt: float | None = None, ge: float | None = 
         raise _fail(key, value, f">= {ge:g}")
     if lt is not None and not value < lt:
         raise _fail(key, value, f"< {lt:g}")
+    if le is not None and not value <= le:
+        raise _fail(key, value, f"<= {le:g}")
     return value
 
 
@@ -131,7 +147,7 @@ def _units(key: str, value: Any) -> int | str:
         if match and (match.group(1) is None or int(match.group(1)) >= 1):
             return value.replace(" ", "")
         raise _fail(key, value, 'an integer >= 1 or a fraction of N such as "N/4"')
-    return _int(key, value, ge=1)
+    return _int(key, value, ge=1, le=MAX_UNITS)
 
 
 #: ``learning_rate = "auto"``: 0.05 up to 64 hidden units, then AUTO_LR_UNITS / n_hidden.
@@ -176,13 +192,13 @@ class SamplingSpec:
         d = cls()
         thin = t.get("thin", d.thin)
         if thin != "auto":
-            thin = _int("sampling.thin", thin, ge=1) if not isinstance(thin, str) else None
+            thin = _int("sampling.thin", thin, ge=1, le=MAX_SWEEPS) if not isinstance(thin, str) else None
             if thin is None:
                 raise _fail("sampling.thin", t["thin"], 'an integer >= 1 or "auto"')
         return cls(
             algorithm=_choice("sampling.algorithm", t.get("algorithm", d.algorithm), ALGORITHMS),
-            burn_in=_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0),
-            samples=_int("sampling.samples", t.get("samples", d.samples), ge=1),
+            burn_in=_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0, le=MAX_SWEEPS),
+            samples=_int("sampling.samples", t.get("samples", d.samples), ge=1, le=MAX_SAMPLES),
             thin=thin,
             symmetrize=_bool("sampling.symmetrize", t.get("symmetrize", d.symmetrize)),
         )
@@ -224,26 +240,26 @@ class RBMSpec:
         d = cls()
         n_hidden = tuple(_units(f"rbm.n_hidden[{i}]", v)
                          for i, v in enumerate(_list("rbm.n_hidden", t.get("n_hidden", list(d.n_hidden)))))
-        epochs = _int("rbm.epochs", t.get("epochs", d.epochs), ge=1)
+        epochs = _int("rbm.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS)
         checkpoints = set()
         for i, c in enumerate(_list("rbm.checkpoints", t.get("checkpoints", [0]), nonempty=False)):
             c = _int(f"rbm.checkpoints[{i}]", c, ge=0)
             if c > epochs:
                 raise _fail(f"rbm.checkpoints[{i}]", c, f"<= rbm.epochs ({epochs})")
             checkpoints.add(c)
-        seeds = [_int(f"rbm.seeds[{i}]", s, ge=0)
+        seeds = [_int(f"rbm.seeds[{i}]", s, ge=0, le=MAX_SEED)
                  for i, s in enumerate(_list("rbm.seeds", t.get("seeds", list(d.seeds))))]
         if len(set(seeds)) != len(seeds):
             raise _fail("rbm.seeds", seeds, "a list without repeats")
         return cls(
             n_hidden=n_hidden,
             method=_choice("rbm.method", t.get("method", d.method), METHODS),
-            k=_int("rbm.k", t.get("k", d.k), ge=1),
+            k=_int("rbm.k", t.get("k", d.k), ge=1, le=MAX_STEPS),
             learning_rate=_auto_or_rate("rbm.learning_rate", t.get("learning_rate", d.learning_rate)),
             momentum=_float("rbm.momentum", t.get("momentum", d.momentum), ge=0, lt=1),
             lr_schedule=_choice("rbm.lr_schedule", t.get("lr_schedule", d.lr_schedule), LR_SCHEDULES),
             epochs=epochs,
-            batch_size=_int("rbm.batch_size", t.get("batch_size", d.batch_size), ge=1),
+            batch_size=_int("rbm.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
             # epoch 0, the initialisation, is always recorded, and so is the final epoch
             checkpoints=tuple(sorted(checkpoints | {0, epochs})),
             held_out=_float("rbm.held_out", t.get("held_out", d.held_out), gt=0, lt=1),
@@ -254,9 +270,11 @@ class RBMSpec:
             log_partition=_choice("rbm.log_partition", t.get("log_partition", d.log_partition),
                                   LOG_PARTITION),
             max_exact_units=_int("rbm.max_exact_units", t.get("max_exact_units", d.max_exact_units),
-                                 ge=1),
-            gibbs_chains=_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1),
-            gibbs_steps=_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10),
+                                 ge=1, le=30),
+            gibbs_chains=_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1,
+                              le=MAX_UNITS),
+            gibbs_steps=_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10,
+                             le=MAX_STEPS),
             centering=_bool("rbm.centering", t.get("centering", d.centering)),
             flip_moves=_bool("rbm.flip_moves", t.get("flip_moves", d.flip_moves)),
             averaging=_float("rbm.averaging", t.get("averaging", d.averaging), ge=0, lt=1),
@@ -309,17 +327,17 @@ class RGFlowSpec:
         layers = _list("rg_flow.layers", t.get("layers", list(d.layers)))
         sizes = t.get("lattice_sizes", "auto")
         if sizes != "auto":
-            sizes = tuple(_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4)
+            sizes = tuple(_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4, le=MAX_L)
                           for i, L in enumerate(_list("rg_flow.lattice_sizes", sizes)))
         return cls(
-            block=_int("rg_flow.block", t.get("block", d.block), ge=2),
+            block=_int("rg_flow.block", t.get("block", d.block), ge=2, le=MAX_L),
             layers=tuple(_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
             rbm_flow_steps=_int("rg_flow.rbm_flow_steps", t.get("rbm_flow_steps", d.rbm_flow_steps),
-                                ge=0),
+                                ge=0, le=10_000),
             rbm_flow_hidden=_units("rg_flow.rbm_flow_hidden", t.get("rbm_flow_hidden", d.rbm_flow_hidden)),
-            epochs=_int("rg_flow.epochs", t.get("epochs", d.epochs), ge=1),
+            epochs=_int("rg_flow.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS),
             learning_rate=_float("rg_flow.learning_rate", t.get("learning_rate", d.learning_rate), gt=0),
-            batch_size=_int("rg_flow.batch_size", t.get("batch_size", d.batch_size), ge=1),
+            batch_size=_int("rg_flow.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
             lattice_sizes=sizes,
         )
 
@@ -329,7 +347,7 @@ class RGFlowSpec:
         return tuple(L for L in chosen if L % self.block == 0 and L // self.block >= 4)
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would accept "name\n"
 SWEEP_KEYS = ("name", "seed", "lattice_sizes", "temperatures")
 RANGE_KEYS = ("start", "stop", "num", "refine_near_tc")
 REFINE_KEYS = ("width", "num")
@@ -339,20 +357,25 @@ SECTIONS = ("sweep", "sampling", "rbm", "analysis", "rg_flow")
 def _temperatures(value: Any) -> tuple[float, ...]:
     """A list of T > 0, or ``{start, stop, num, refine_near_tc = {width, num}}``."""
     if isinstance(value, list):
-        temps = [_float(f"sweep.temperatures[{i}]", v, gt=0) for i, v in enumerate(_list("sweep.temperatures", value))]
+        values = _list("sweep.temperatures", value)
+        if len(values) > MAX_TEMPERATURES:
+            raise _fail("sweep.temperatures", f"<a list of {len(values)}>",
+                        f"a list of at most {MAX_TEMPERATURES} temperatures")
+        temps = [_float(f"sweep.temperatures[{i}]", v, ge=MIN_T, le=MAX_T) for i, v in enumerate(values)]
     elif isinstance(value, dict):
         _check_keys("sweep.temperatures", value, RANGE_KEYS)
         for key in ("start", "stop", "num"):
             if key not in value:
                 raise SpecError(f"sweep.temperatures.{key} is required in a temperature range")
-        start = _float("sweep.temperatures.start", value["start"], gt=0)
-        stop = _float("sweep.temperatures.stop", value["stop"], gt=start)
-        num = _int("sweep.temperatures.num", value["num"], ge=1)
+        start = _float("sweep.temperatures.start", value["start"], ge=MIN_T, le=MAX_T)
+        stop = _float("sweep.temperatures.stop", value["stop"], gt=start, le=MAX_T)
+        num = _int("sweep.temperatures.num", value["num"], ge=1, le=MAX_TEMPERATURES)
         temps = _linspace(start, stop, num)
         if "refine_near_tc" in value:
             refine = _check_keys("sweep.temperatures.refine_near_tc", value["refine_near_tc"], REFINE_KEYS)
             width = _float("sweep.temperatures.refine_near_tc.width", refine.get("width", 0.3), gt=0)
-            rnum = _int("sweep.temperatures.refine_near_tc.num", refine.get("num", 10), ge=1)
+            rnum = _int("sweep.temperatures.refine_near_tc.num", refine.get("num", 10), ge=1,
+                        le=MAX_TEMPERATURES)
             lo, hi = max(start, TC - width), min(stop, TC + width)
             if lo < hi:
                 temps += _linspace(lo, hi, rnum)
@@ -413,16 +436,21 @@ def parse_spec(raw: dict) -> SweepSpec:
         if key not in sweep:
             raise SpecError(f"sweep.{key} is required")
     name = sweep["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _fail("sweep.name", name, "1-64 characters of letters, digits, '_', '.' or '-'")
-    seed = _int("sweep.seed", sweep["seed"], ge=0)
-    sizes = [_int(f"sweep.lattice_sizes[{i}]", L, ge=2)
+    seed = _int("sweep.seed", sweep["seed"], ge=0, le=MAX_SEED)
+    sizes = [_int(f"sweep.lattice_sizes[{i}]", L, ge=MIN_L, le=MAX_L)
              for i, L in enumerate(_list("sweep.lattice_sizes", sweep["lattice_sizes"]))]
     if len(set(sizes)) != len(sizes):
         raise _fail("sweep.lattice_sizes", sizes, "a list without repeats")
     temps = _temperatures(sweep["temperatures"])
 
     sampling = _section(raw, "sampling", SamplingSpec.parse, SamplingSpec.KEYS)
+    for i, L in enumerate(sizes):
+        if sampling.samples * L * L > MAX_SPINS_PER_TASK:
+            raise SpecError(f"sampling.samples x L^2 must be <= {MAX_SPINS_PER_TASK:,} stored spins per "
+                            f"(L, T) task (8 GiB in memory), got {sampling.samples:,} x {L}^2 = "
+                            f"{sampling.samples * L * L:,} for sweep.lattice_sizes[{i}] = {L}")
     if sampling.algorithm in CHECKERBOARD:
         for i, L in enumerate(sizes):
             if L % 2:
@@ -433,6 +461,9 @@ def parse_spec(raw: dict) -> SweepSpec:
         for L in sizes:
             for i, nh in enumerate(rbm.n_hidden):
                 units = resolve_units(nh, L * L)
+                if units * L * L > MAX_WEIGHTS:
+                    raise SpecError(f"rbm.n_hidden[{i}] x N must be <= {MAX_WEIGHTS:,} weights (1 GiB "
+                                    f"as float32), got {units:,} x {L * L:,} for L = {L}")
                 if units < 1:
                     raise SpecError(f"rbm.n_hidden[{i}] must give at least 1 hidden unit, "
                                     f"got {nh!r} for L = {L} (N = {L * L})")

@@ -30,16 +30,30 @@ def with_change(path: str, value, *, delete: bool = False) -> dict:
 
 # (change, expected fragments of the one-line message)
 BAD = [
-    (("sweep.lattice_sizes", [1]), ["sweep.lattice_sizes[0]", ">= 2", "1"]),
+    (("sweep.lattice_sizes", [1]), ["sweep.lattice_sizes[0]", ">= 4", "1"]),
+    (("sweep.lattice_sizes", [2]), ["sweep.lattice_sizes[0]", ">= 4", "2"]),
+    (("sweep.lattice_sizes", [100000]), ["sweep.lattice_sizes[0]", "<= 2,048", "100000"]),
+    (("sweep.seed", 2**63), ["sweep.seed", "<= 9,223,372,036,854,775,807", str(2**63)]),
+    (("sweep.seed", 10**30), ["sweep.seed", "<=", str(10**30)]),
+    (("sweep.name", "tiny\n"), ["sweep.name", "letters", "'tiny\\n'"]),
+    (("sweep.temperatures", [1e-300]), ["sweep.temperatures[0]", ">= 0.01", "1e-300"]),
+    (("sweep.temperatures", [2.0, 1e30]), ["sweep.temperatures[1]", "<= 10000", "1e+30"]),
+    (("sweep.temperatures", {"start": 1.0, "stop": 2.0, "num": 10**9}),
+     ["sweep.temperatures.num", "<= 10,000", "1000000000"]),
+    (("sampling.samples", 10**12), ["sampling.samples", "<= 100,000,000", str(10**12)]),
+    (("sampling.burn_in", 10**30), ["sampling.burn_in", "<= 1,000,000,000", str(10**30)]),
+    (("rbm.batch_size", 10**12), ["rbm.batch_size", "<= 1,000,000", str(10**12)]),
+    (("rbm.gibbs_steps", 10**18), ["rbm.gibbs_steps", "<= 10,000,000", str(10**18)]),
+    (("rbm.n_hidden", [10**9]), ["rbm.n_hidden[0]", "<= 100,000", str(10**9)]),
     (("sweep.lattice_sizes", [8, 7]), ["sweep.lattice_sizes[1]", "even", "checkerboard", "7"]),
     (("sweep.lattice_sizes", []), ["sweep.lattice_sizes", "non-empty"]),
     (("sweep.lattice_sizes", [8, 8]), ["sweep.lattice_sizes", "without repeats"]),
     (("sweep.lattice_sizes", [8.5]), ["sweep.lattice_sizes[0]", "integer", "8.5"]),
     (("sweep.lattice_sizes", [True]), ["sweep.lattice_sizes[0]", "integer", "True"]),
-    (("sweep.temperatures", [2.0, 0.0]), ["sweep.temperatures[1]", "> 0", "0.0"]),
-    (("sweep.temperatures", [-1.0]), ["sweep.temperatures[0]", "> 0", "-1.0"]),
+    (("sweep.temperatures", [2.0, 0.0]), ["sweep.temperatures[1]", ">= 0.01", "0.0"]),
+    (("sweep.temperatures", [-1.0]), ["sweep.temperatures[0]", ">= 0.01", "-1.0"]),
     (("sweep.temperatures", ["hot"]), ["sweep.temperatures[0]", "number", "hot"]),
-    (("sweep.temperatures", {"start": -1.0, "stop": 3.0, "num": 3}), ["sweep.temperatures.start", "> 0", "-1.0"]),
+    (("sweep.temperatures", {"start": -1.0, "stop": 3.0, "num": 3}), ["sweep.temperatures.start", ">= 0.01", "-1.0"]),
     (("sweep.temperatures", {"start": 3.0, "stop": 2.0, "num": 3}), ["sweep.temperatures.stop", "> 3", "2.0"]),
     (("sweep.temperatures", {"start": 1.0, "stop": 2.0, "num": 0}), ["sweep.temperatures.num", ">= 1", "0"]),
     (("sweep.temperatures", {"start": 1.0, "stop": 2.0}), ["sweep.temperatures.num", "required"]),
@@ -105,6 +119,17 @@ def test_bad_spec_gets_one_clear_line(change, fragments):
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_per_task_memory_caps():
+    raw = with_change("sweep.lattice_sizes", [2048])
+    raw["sampling"]["samples"] = 4096
+    with pytest.raises(SpecError, match=r"sampling.samples x L\^2 must be <= 8,589,934,592 .* 4,096 x 2048\^2"):
+        parse_spec(raw)
+    raw = with_change("sweep.lattice_sizes", [1024])
+    raw["rbm"] = {"n_hidden": ["N/2"]}
+    with pytest.raises(SpecError, match=r"rbm.n_hidden\[0\] x N must be <= 268,435,456 weights"):
+        parse_spec(raw)
 
 
 def test_there_are_at_least_twenty_bad_specs():
