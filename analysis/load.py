@@ -20,6 +20,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from orchestrator.schemas import plan_problem
+
 __all__ = ["TABLES", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
            "read_part", "load", "Dataset", "unpack_spins"]
 
@@ -56,8 +58,16 @@ def planned_tasks(out: str | os.PathLike) -> set[str] | None:
     path = f"{root}/plan.json"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
-    with fs.open_input_stream(path) as f:
-        return set(json.loads(f.read().decode())["task_ids"])
+    try:
+        with fs.open_input_stream(path) as f:
+            record = json.loads(f.read(256 * 2**20 + 1).decode())
+        why = plan_problem(record)
+    except (ValueError, UnicodeDecodeError) as err:
+        why = f"is not JSON: {err}"
+    if why:
+        raise ValueError(f"{path} is damaged (it {why}); rerun `rgsweep run SPEC --out {out}` with "
+                         "the sweep's spec to rebuild it, or read with stale=True")
+    return set(record["task_ids"])
 
 
 def current_tasks(out: str | os.PathLike, stale: bool = False) -> set[str]:

@@ -60,6 +60,9 @@ def cmd_validate(args) -> int:
 
 
 def _closing_summary(summary, spec: SweepSpec) -> None:
+    for name, reason, moved in summary.rebuilt:
+        print(f"rgsweep: {reason}; moved aside to {moved}; {name} rebuilt from this spec",
+              file=sys.stderr)
     for task_id, reason, moved in summary.damaged:
         print(f"rgsweep: damaged result of task {task_id}: {reason}; moved aside to {moved}; recomputed",
               file=sys.stderr)
@@ -167,11 +170,21 @@ def cmd_status(args) -> int:
     from .spec import parse_spec
     from .store import Store
 
+    from .schemas import sweep_problem
+    from .store import StoreError
+
     store = Store(args.out)
-    record = store.read_json("sweep.json") if store.exists() else None
-    if record is None:
-        return _bad_input(f"{args.out} is not an rgsweep output folder (no sweep.json)")
-    spec = parse_spec(record["spec"])
+    fix = (f"; rerun `rgsweep run SPEC --out {args.out}` with the sweep's spec to rebuild it "
+           "(the damaged file is moved aside, never deleted)")
+    try:
+        record = store.read_json("sweep.json", sweep_problem) if store.exists() else None
+        if record is None:
+            return _bad_input(f"{args.out} is not an rgsweep output folder (no sweep.json)")
+        spec = parse_spec(record["spec"])
+    except StoreError as err:
+        return _bad_input(f"{err}{fix}")
+    except SpecError as err:
+        return _bad_input(f"{store.root}/sweep.json is damaged (its spec: {err}){fix}")
     status = task_status(make_plan(spec), store, verify=not args.no_verify)
     print(f"{args.out}: sweep {spec.name!r}, {sum(len(status[k]) for k in STATUS_KEYS)} tasks")
     for key in STATUS_KEYS:

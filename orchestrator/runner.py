@@ -23,9 +23,9 @@ from . import __version__
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .plan import CODE_VERSIONS, Plan, Task, make_plan
-from .schemas import SCHEMA_VERSION, SCHEMAS
+from .schemas import SCHEMA_VERSION, SCHEMAS, plan_problem, sweep_problem
 from .spec import SweepSpec
-from .store import Store
+from .store import DamagedRecord, Store
 
 __all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record", "Interrupted", "Stop"]
 
@@ -56,6 +56,7 @@ class RunSummary:
     failed: list[tuple[Task, str]] = field(default_factory=list)
     blocked: list[Task] = field(default_factory=list)
     damaged: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, why, moved to)
+    rebuilt: list[tuple[str, str, str]] = field(default_factory=list)  # (record, why, moved to)
     wall_s: float = 0.0
     backend: str = ""
 
@@ -117,6 +118,15 @@ def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list
     return status
 
 
+def _read_or_set_aside(store: Store, name: str, problem, summary: RunSummary) -> dict | None:
+    """A run rebuilds damaged records from its own spec: the damaged file is moved aside."""
+    try:
+        return store.read_json(name, problem)
+    except DamagedRecord as err:
+        summary.rebuilt.append((name, str(err), store.set_aside(name)))
+        return None
+
+
 def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
     row = {"task_id": [task.id], "L": [task.L], "T": [task.T], "kind": [task.kind],
            "error": [outcome.error], "traceback": [outcome.traceback], "attempt": [attempt],
@@ -152,10 +162,11 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
 
 def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
                 on_ready, summary) -> RunSummary:
-    store.write_json("sweep.json", sweep_record(spec, store.read_json("sweep.json")))
+    store.write_json("sweep.json", sweep_record(spec, _read_or_set_aside(store, "sweep.json",
+                                                                         sweep_problem, summary)))
     record = plan_record(plan)
-    if store.read_json(PLAN_FILE) != record:  # a rerun of the same spec writes nothing
-        store.write_json(PLAN_FILE, record)
+    if _read_or_set_aside(store, PLAN_FILE, plan_problem, summary) != record:
+        store.write_json(PLAN_FILE, record)  # a rerun of the same spec writes nothing
     store.clean_temporaries()
     planned = {t.id for t in plan}
     # only the plan's tasks: manifests of earlier specs are stale results, never moved

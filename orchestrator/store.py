@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from .schemas import SCHEMAS, TASK_TABLES
 
-__all__ = ["Store", "StoreError", "LockError", "Manifest", "encode_part"]
+__all__ = ["Store", "StoreError", "LockError", "DamagedRecord", "Manifest", "encode_part"]
 
 _PART = re.compile(r"^part-([0-9a-f]{16})(?:-(\d+))?\.parquet$")
 _MANIFEST = re.compile(r"^(sample|train|flow)-([0-9a-f]{16})\.json$")
@@ -54,6 +54,10 @@ MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
 
 class StoreError(RuntimeError):
     """A dataset that cannot be used as asked (bad location, unreadable part)."""
+
+
+class DamagedRecord(StoreError):
+    """``sweep.json`` or ``plan.json`` that cannot be what it claims to be."""
 
 
 class LockError(StoreError):
@@ -245,12 +249,36 @@ class Store:
     def write_json(self, name: str, obj: dict) -> None:
         self._write_bytes(f"{self.root}/{name}", (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
-    def read_json(self, name: str) -> dict | None:
+    def read_json(self, name: str, problem=None) -> dict | None:
+        """``OUT/<name>`` parsed; None if absent. Raises :class:`DamagedRecord` (one line) if it
+        is not JSON, too large to be a record, or ``problem(record)`` names what is wrong."""
         path = f"{self.root}/{name}"
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
             return None
-        with self.fs.open_input_stream(path) as f:
-            return json.loads(f.read().decode())
+        if info.type != pafs.FileType.File:
+            raise DamagedRecord(f"{path} is not a file")
+        if info.size is not None and info.size > 256 * 2**20:
+            raise DamagedRecord(f"{path} is damaged ({info.size:,} bytes: too large for a record)")
+        try:
+            with self.fs.open_input_stream(path) as f:
+                record = json.loads(f.read().decode())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise DamagedRecord(f"{path} is damaged (not JSON: {err})") from None
+        why = problem(record) if problem else None
+        if why:
+            raise DamagedRecord(f"{path} is damaged (it {why})")
+        return record
+
+    def set_aside(self, name: str) -> str:
+        """Move a damaged ``OUT/<name>`` to ``_damaged/<when>-<name>`` (never deleted); returns where."""
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        src, dest = f"{self.root}/{name}", f"{self.root}/{DAMAGED}/{stamp}-{uuid.uuid4().hex[:6]}-{name}"
+        if not (self._inside(src) and self._inside(dest)):
+            raise StoreError(f"{src} leads outside {self.uri} through a symbolic link; remove it")
+        self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(src, dest)
+        return dest
 
     def read_part(self, table: str, L: int, task_id: str) -> pa.Table:
         path = self.part_path(table, L, task_id)
