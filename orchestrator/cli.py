@@ -26,7 +26,8 @@ NS_PER_FLIP = 5.0
 
 
 def _bad_input(message: str) -> int:
-    print(f"rgsweep: error: {message}", file=sys.stderr)
+    for line in message.splitlines() or [""]:  # a spec with several errors: one line each
+        print(f"rgsweep: error: {line}", file=sys.stderr)
     return 2
 
 

@@ -8,6 +8,7 @@ valid key suggested.  The spec is parsed as TOML (``tomllib``), never evaluated.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -51,6 +52,7 @@ MAX_SAMPLES, MAX_SWEEPS = 10**8, 10**9
 MAX_UNITS, MAX_STEPS, MAX_EPOCHS, MAX_BATCH = 10**5, 10**7, 10**6, 10**6
 #: Per task: stored spins of one (L, T) (one byte each in memory), weights of one RBM.
 MAX_SPINS_PER_TASK, MAX_WEIGHTS = 2**33, 2**28
+MAX_SPEC_BYTES = 2**20
 
 
 class SpecError(ValueError):
@@ -426,7 +428,57 @@ class SweepSpec:
         return plain(raw)
 
 
+#: Stand-ins for required [sweep] keys whose value is broken, so that validation can go on
+#: and report the spec's other errors in the same message.
+_PLACEHOLDERS = {("sweep", "name"): "spec", ("sweep", "seed"): 0, ("sweep", "lattice_sizes"): [8],
+                 ("sweep", "temperatures"): [2.0]}
+_ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[(\w+)\] must be a table|([a-z_]+(?:\.[a-z_]+)*))")
+MAX_ERRORS = 50
+
+
+def _drop_broken(raw: dict, message: str) -> bool:
+    """Remove (or stand in for) the key a message names; False if there is nothing to remove."""
+    match = _ERROR_KEY.match(message)
+    if not match:
+        return False
+    path = tuple((match.group(1) or match.group(2) or match.group(3)).split("."))
+    if path[:2] in _PLACEHOLDERS:  # e.g. sweep.temperatures.num: stand in for the whole range
+        path = path[:2]
+    node = raw
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or path[-1] not in node:
+        return False
+    if path in _PLACEHOLDERS:
+        if node[path[-1]] == _PLACEHOLDERS[path]:
+            return False
+        node[path[-1]] = _PLACEHOLDERS[path]
+    else:
+        del node[path[-1]]
+    return True
+
+
 def parse_spec(raw: dict) -> SweepSpec:
+    """Validate a parsed TOML document; raise :class:`SpecError` naming every broken rule, one
+    per line (each found by setting the key of the previous one aside and validating again)."""
+    errors: list[str] = []
+    work = copy.deepcopy(raw)
+    for _ in range(MAX_ERRORS):
+        try:
+            spec = _parse_first(work)
+        except SpecError as err:
+            if str(err) not in errors:
+                errors.append(str(err))
+            if isinstance(work, dict) and _drop_broken(work, str(err)):
+                continue
+            break
+        if not errors:
+            return spec
+        break
+    raise SpecError("\n".join(errors))
+
+
+def _parse_first(raw: dict) -> SweepSpec:
     """Validate a parsed TOML document; raise :class:`SpecError` on the first broken rule."""
     _check_keys("", raw, SECTIONS)
     if "sweep" not in raw:
@@ -503,10 +555,15 @@ def parse_spec(raw: dict) -> SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a TOML spec file; every problem is a one-line :class:`SpecError`."""
+    """Read and validate a TOML spec file; a :class:`SpecError` names every problem, one a line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:  # a bounded prefix: a spec is never megabytes (or /dev/zero)
+            blob = f.read(MAX_SPEC_BYTES + 1)
+        if len(blob) > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file {str(path)!r} must be at most {MAX_SPEC_BYTES:,} bytes, "
+                            f"got more")
+        text = blob.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(f"spec file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as err:

@@ -143,3 +143,44 @@ def test_unreadable_and_invalid_files(tmp_path):
     bad.write_text("[sweep]\nname = \n")
     with pytest.raises(SpecError, match="not valid TOML"):
         load_spec(bad)
+
+
+def test_every_error_is_reported_at_once_one_per_line():
+    raw = copy.deepcopy(GOOD)
+    raw["sweep"]["seed"] = -1
+    raw["sweep"]["lattice_sizes"] = [2]
+    raw["sampling"]["burn_in"] = "long"
+    raw["sampling"]["thinn"] = 3
+    raw["rbm"]["k"] = 0
+    raw["rbm"]["held_out"] = 1.5
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    lines = str(info.value).splitlines()
+    keys = ["sweep.seed", "sweep.lattice_sizes[0]", "unknown key 'sampling.thinn'",
+            "sampling.burn_in", "rbm.k", "rbm.held_out"]
+    assert len(lines) == len(keys), lines
+    for key in keys:
+        assert sum(line.startswith(key) for line in lines) == 1, (key, lines)
+
+
+def test_cli_prints_each_error_on_its_own_line(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[sweep]\nname = "x"\nseed = -1\nlattice_sizes = [3]\ntemperatures = [0]\n')
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("rgsweep: error: ") for line in err)
+    assert [line.split()[2] for line in err] == ["sweep.seed", "sweep.lattice_sizes[0]",
+                                                  "sweep.temperatures[0]"]
+
+
+def test_spec_is_read_as_a_bounded_prefix(tmp_path):
+    with pytest.raises(SpecError, match="at most 1,048,576 bytes"):
+        load_spec("/dev/zero")
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2**20)
+    with pytest.raises(SpecError, match="at most 1,048,576 bytes"):
+        load_spec(big)
+    with pytest.raises(SpecError, match="cannot be read"):
+        load_spec(tmp_path)
