@@ -1,6 +1,7 @@
 """``rgsweep``: the command line (names are a contract: README, "The command line").
 
 Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written);
+3 the environment failed (disk full, permissions, OUT not a folder; one line names the path);
 130 / 143 stopped by SIGINT / SIGTERM (everything finished is saved; rerun to resume).
 """
 
@@ -29,6 +30,21 @@ def _bad_input(message: str) -> int:
     for line in message.splitlines() or [""]:  # a spec with several errors: one line each
         print(f"rgsweep: error: {line}", file=sys.stderr)
     return 2
+
+
+#: Exit status of a failure of the environment (disk full, permissions, OUT not a folder).
+EXIT_ENVIRONMENT = 3
+
+
+def _environment(err: BaseException, after: str = "") -> int:
+    """One line for a failure of the machine rather than of the input or a task."""
+    if isinstance(err, OSError) and err.strerror:
+        where = err.filename if err.filename is not None else "?"
+        what = f"{where}: {err.strerror}"
+    else:
+        what = str(err).splitlines()[0] if str(err) else type(err).__name__
+    print(f"rgsweep: error: {what}" + (f"; {after}" if after else ""), file=sys.stderr)
+    return EXIT_ENVIRONMENT
 
 
 def _default_out(spec: SweepSpec) -> str:
@@ -113,7 +129,7 @@ def cmd_run(args) -> int:
     from tqdm import tqdm
 
     from .runner import Interrupted, run_sweep
-    from .store import LockError
+    from .store import LockError, StoreError
 
     bar = None
 
@@ -130,6 +146,10 @@ def cmd_run(args) -> int:
                                 on_start=on_start, verify=not args.no_verify)
     except LockError as err:
         return _bad_input(str(err))
+    except OSError as err:
+        return _environment(err, "results committed before it are intact; rerun to resume")
+    except StoreError as err:
+        return _environment(err)
     except Interrupted as stop:
         if bar is not None:
             bar.close()
@@ -284,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except OSError as err:  # the machine, not the input: disk full, permissions, a file for a folder
+        return _environment(err)
     except KeyboardInterrupt:
         print("rgsweep: interrupted", file=sys.stderr)
         return 130

@@ -215,9 +215,11 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(err, OSError) and err.filename is None:  # name the file (disk full, ...)
+                raise OSError(err.errno, err.strerror, path) from None
             raise
 
     def write_task(self, kind: str, L: int, T: float, task_id: str, encoded: dict[str, bytes]) -> None:
@@ -388,6 +390,8 @@ class Store:
         """
         if not self.local:
             return
+        if os.path.lexists(self.root) and not os.path.isdir(self.root):
+            raise StoreError(f"{self.uri} exists and is not a folder; choose another --out")
         os.makedirs(self.root, exist_ok=True)
         path = os.path.join(self.root, LOCK)
         if not self._inside(path) or os.path.islink(path):

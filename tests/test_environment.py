@@ -1,0 +1,91 @@
+"""Failures of the machine (disk full, read-only OUT, OUT a file): one line naming the path and
+the cause, exit status 3, committed results intact, and a rerun finishes the sweep."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from orchestrator.cli import EXIT_ENVIRONMENT, main
+
+from test_faults import assert_same_tables
+from test_run import tables_of
+
+SPEC = """
+[sweep]
+name = "env"
+seed = 3
+lattice_sizes = [8]
+temperatures = [2.0, 2.5, 3.0]
+[sampling]
+burn_in = 50
+samples = 3000
+thin = 1
+"""
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 150 KiB tmpfs of our own (root only; skipped elsewhere)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _run(spec, out):
+    return main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"])
+
+
+def _one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_disk_full_then_space_freed_resumes(tmp_path, small_disk, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    out = small_disk / "out"
+    assert _run(spec, out) == EXIT_ENVIRONMENT
+    line = _one_error_line(capsys)
+    assert line.startswith(f"rgsweep: error: {out}/") and "No space left on device" in line
+    assert "results committed before it are intact" in line
+    done = len(list((out / "_tasks").rglob("*.json")))
+    assert done < 3
+    subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
+    assert _run(spec, out) == 0
+    assert f"{3 - done} run, {done} skipped" in capsys.readouterr().out
+    reference = tmp_path / "reference"
+    assert _run(spec, reference) == 0
+    assert_same_tables(tables_of(out), tables_of(reference))
+
+
+def test_read_only_out(tmp_path, small_disk, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("samples = 3000", "samples = 100"))
+    out = small_disk / "out"
+    assert _run(spec, out) == 0
+    before = tables_of(out)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    capsys.readouterr()
+    assert _run(spec, out) == EXIT_ENVIRONMENT
+    assert "Read-only file system" in _one_error_line(capsys)
+    assert main(["run", str(spec), "--out", str(small_disk / "new"), "--backend", "serial",
+                 "--quiet"]) == EXIT_ENVIRONMENT
+    assert f"{small_disk / 'new'}: Read-only file system" in _one_error_line(capsys)
+    assert_same_tables(tables_of(out), before)
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "a-file"
+    out.write_text("mine\n")
+    assert _run(spec, out) == EXIT_ENVIRONMENT
+    assert _one_error_line(capsys) == f"rgsweep: error: {out} exists and is not a folder; choose another --out"
+    assert out.read_text() == "mine\n"
