@@ -7,8 +7,10 @@ Every row already carries its task id, L, T and config fields, so no joins are n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +22,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from orchestrator.schemas import plan_problem
+from orchestrator.schemas import SCHEMAS, TASK_TABLES, plan_problem
 
-__all__ = ["TABLES", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
+__all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
            "read_part", "load", "Dataset", "unpack_spins"]
 
 TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
@@ -37,15 +39,37 @@ def _fs_root(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(out).resolve())
 
 
+_MANIFEST = re.compile(r"(sample|train|flow)-([0-9a-f]{16})\.json")
+_FAILURE_PART = re.compile(r"part-[0-9a-f]{16}-\d+\.parquet")
+
+
+def _lattice_dir(path: str) -> int | None:
+    parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+    return int(parent[2:]) if parent.startswith("L=") and parent[2:].isdigit() else None
+
+
+def _listing(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return []
+    return [i for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+            if i.type == pafs.FileType.File]
+
+
+def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
+    """Every committed task: ``{task id: (kind, L, manifest path)}`` from the names of the
+    manifests ``_tasks/L=<L>/<kind>-<id>.json``; other files there are ignored."""
+    fs, root = _fs_root(out)
+    found = {}
+    for info in _listing(fs, f"{root}/_tasks"):
+        match, L = _MANIFEST.fullmatch(info.base_name), _lattice_dir(info.path)
+        if match and L is not None:
+            found[match.group(2)] = (match.group(1), L, info.path)
+    return found
+
+
 def committed_tasks(out: str | os.PathLike) -> set[str]:
     """Ids of the tasks whose manifest (``_tasks/L=*/<kind>-<id>.json``) exists: the results."""
-    fs, root = _fs_root(out)
-    base = f"{root}/_tasks"
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
-        return set()
-    return {info.base_name.rsplit("-", 1)[1][:-5]
-            for info in fs.get_file_info(pafs.FileSelector(base, recursive=True))
-            if info.type == pafs.FileType.File and info.base_name.endswith(".json")}
+    return set(committed_index(out))
 
 
 def planned_tasks(out: str | os.PathLike) -> set[str] | None:
@@ -78,6 +102,48 @@ def current_tasks(out: str | os.PathLike, stale: bool = False) -> set[str]:
     return current if planned is None else current & planned
 
 
+def _task_parts(out, name: str, stale: bool, verify: bool | str) -> tuple[pafs.FileSystem, list[str]]:
+    """The part files of table ``name`` that the loaders read: one per current committed task
+    whose kind writes the table, at the path derived from (table, L, id). A part missing behind
+    its manifest, or (``verify``) differing from it, is an error naming the file."""
+    fs, root = _fs_root(out)
+    index = committed_index(out)
+    keep = current_tasks(out, stale)
+    present = {i.path: i.size for i in _listing(fs, f"{root}/{name}")}
+    files = []
+    for task_id in sorted(keep):
+        kind, L, manifest = index[task_id]
+        if name not in TASK_TABLES[kind]:
+            continue
+        path = f"{root}/{name}/L={L}/part-{task_id}.parquet"
+        if path not in present:
+            raise ValueError(f"{path} is missing although task {task_id} is committed; the next "
+                             "`rgsweep run` moves the task aside and recomputes it")
+        if verify:
+            _verify_part(fs, manifest, name, path, present[path], full=verify is True)
+        files.append(path)
+    return fs, files
+
+
+def _verify_part(fs, manifest: str, name: str, path: str, size: int, full: bool) -> None:
+    try:
+        with fs.open_input_stream(manifest) as f:
+            part = json.loads(f.read().decode())["parts"][name]
+        want_size, want_sha = int(part["size"]), str(part["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{manifest} is damaged ({type(err).__name__}: {err}); the next "
+                         "`rgsweep run` moves the task aside and recomputes it") from None
+    if size != want_size:
+        raise ValueError(f"{path} has {size} bytes, its manifest says {want_size} (truncated or "
+                         "overwritten); the next `rgsweep run` recomputes it")
+    if full:
+        with fs.open_input_stream(path) as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != want_sha:
+            raise ValueError(f"{path} does not match its SHA-256 (corrupted); the next "
+                             "`rgsweep run` recomputes it")
+
+
 def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.DataFrame:
     """The one part of table ``name`` that task ``task_id`` wrote (layout: README, "The dataset"), as is.
 
@@ -93,7 +159,7 @@ def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.Dat
 
 
 def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None,
-               stale: bool = False) -> pd.DataFrame:
+               stale: bool = False, verify: bool | str = False) -> pd.DataFrame:
     """One table of the dataset as a DataFrame.
 
     Parameters
@@ -106,21 +172,26 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     stale : also return results of tasks the last run's plan no longer has (an earlier spec or
         code version; see :func:`planned_tasks`). Off by default, so that a changed spec or
         an upgrade never mixes old results with new ones.
+    verify : ``"size"`` checks each part's size against its task's manifest, ``True`` also its
+        SHA-256 (reads every byte twice); a mismatch is a one-line ``ValueError``. Off by default.
     """
     if name not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
-    fs, root = _fs_root(out)
-    base = f"{root}/{name}"
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
+    if name == "failures":  # not committed by manifests: every well-named failure part
+        fs, root = _fs_root(out)
+        files = sorted(i.path for i in _listing(fs, f"{root}/{name}")
+                       if _FAILURE_PART.fullmatch(i.base_name) and _lattice_dir(i.path) is not None)
+    else:
+        fs, root = _fs_root(out)
+        if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.Directory:
+            return pd.DataFrame(columns=columns or [])  # a table not written (or not copied) at all
+        fs, files = _task_parts(out, name, stale, verify)
+    if not files:
         return pd.DataFrame(columns=columns or [])
-    # Dot-files (in-progress atomic writes) are ignored by pyarrow's discovery; parts of a task
-    # without a manifest (a driver stopped mid-task) are not results and are filtered out.
-    dataset = ds.dataset(base, format="parquet", filesystem=fs, partitioning=None)
+    # Exactly the committed parts: stray files (a backup copy, notes, parts of a task stopped
+    # before its manifest) are never read.
+    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=SCHEMAS[name])
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
-    if name != "failures":
-        ids = pa.array(sorted(current_tasks(out, stale)), type=pa.string())
-        committed = pc.field("task_id").isin(ids)
-        expr = committed if expr is None else expr & committed
     table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas()
     sort = [c for c in ("L", "T", "task_id", "epoch", "index", "chain", "step", "rank", "unit", "block")
@@ -143,8 +214,9 @@ class Dataset:
 
     out: str
 
-    def table(self, name: str, filters=None, columns=None, stale: bool = False) -> pd.DataFrame:
-        return read_table(self.out, name, filters=filters, columns=columns, stale=stale)
+    def table(self, name: str, filters=None, columns=None, stale: bool = False,
+              verify: bool | str = False) -> pd.DataFrame:
+        return read_table(self.out, name, filters=filters, columns=columns, stale=stale, verify=verify)
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         if name in TABLES:

@@ -53,7 +53,7 @@ def _read(out, name, rep: ReportPage, keep=None, empty="no rows", quiet=False, *
     An unreadable table, or one ``empty`` of rows, is listed as missing unless ``quiet``.
     """
     try:
-        frame = read_table(out, name, **kw)
+        frame = read_table(out, name, verify="size", **kw)
         if keep is not None:
             frame = keep(frame)
     except Exception as err:

@@ -7,6 +7,7 @@ Behavioural: signature tables from a synthetic RBM stage (two seeds, two checkpo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,6 +26,16 @@ PEAK_T = 2.35
 
 
 def _write(out: Path, table: str, L: int, task_id: str, columns: dict) -> None:
+    """Append rows to the task's one part of ``table`` (the layout the loaders read)."""
+    path = out / table / f"L={L}" / f"part-{task_id}.parquet"
+    new = _arrow(table, columns)
+    if path.exists():
+        new = pa.concat_tables([pq.read_table(path, schema=SCHEMAS[table]), new])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(new, path)
+
+
+def _arrow(table: str, columns: dict) -> pa.Table:
     schema = SCHEMAS[table]
     n = max(len(v) if isinstance(v, (list, np.ndarray)) else 1 for v in columns.values())
     arrays = []
@@ -35,9 +46,7 @@ def _write(out: Path, table: str, L: int, task_id: str, columns: dict) -> None:
         else:
             v = list(v) if isinstance(v, (list, np.ndarray)) else [v] * n
             arrays.append(pa.array(v, type=field.type))
-    path = out / table / f"L={L}" / f"part-{task_id}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1), rng_seed=0) -> None:
@@ -48,7 +57,7 @@ def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1)
         nv, nh, init_std = L * L, 4, 0.05
         for T in temps:
             for seed in seeds:
-                tid = f"syn{L}x{T:.4f}s{seed}"  # no "-": manifests are named <kind>-<task_id>.json
+                tid = hashlib.sha256(f"syn{L}x{T:.4f}s{seed}".encode()).hexdigest()[:16]
                 key = {"task_id": tid, "L": L, "T": float(T), "sample_task": f"s-{L}-{T:.4f}",
                        "n_visible": nv, "n_hidden": nh, "method": "pcd", "rbm_seed": seed}
                 W0 = init_std * rng.standard_normal((nv, nh))
@@ -60,16 +69,16 @@ def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1)
                 kl = 0.05 * np.exp(-(((T - PEAK_T) / 0.15) ** 2)) + 0.002 * rng.standard_normal()
                 for epoch, W in ((0, W0), (20, W1)):
                     ck = {**key, "epoch": epoch}
-                    _write(out, "rbm_params", L, f"{tid}-{epoch}", {**ck, "init_std": init_std,
+                    _write(out, "rbm_params", L, tid, {**ck, "init_std": init_std,
                            "a": [np.zeros(nv, np.float32)], "b": [np.zeros(nh, np.float32)],
                            "W": [W.astype(np.float32).ravel()]})
                     eig = np.sort(np.linalg.svd(W, compute_uv=False) ** 2)[::-1]
                     lo, hi = init_std**2 * (np.sqrt(nv) - np.sqrt(nh)) ** 2, init_std**2 * (np.sqrt(nv) + np.sqrt(nh)) ** 2
-                    _write(out, "spectra", L, f"{tid}-{epoch}", {**ck, "rank": np.arange(nh), "eigenvalue": eig,
+                    _write(out, "spectra", L, tid, {**ck, "rank": np.arange(nh), "eigenvalue": eig,
                            "mp_lower": lo, "mp_upper": hi, "lambda_max": eig[0],
                            "n_outliers": int(np.sum(eig > hi)), "effective_rank": 2.0, "numerical_rank": nh,
                            "psd_ok": True, "rank_ok": True})
-                    _write(out, "free_energy", L, f"{tid}-{epoch}", {**ck, "lnZ_rbm": 1.0, "lnZ_rbm_err": 0.0,
+                    _write(out, "free_energy", L, tid, {**ck, "lnZ_rbm": 1.0, "lnZ_rbm_err": 0.0,
                            "lnZ_method": "exact", "lnZ_ising": 2.0, "nll_train": 0.5 + kl, "nll_test": 0.51 + kl,
                            "F_data_mean": -3.0, "F_model_mean": -3.1,
                            "kl_per_spin": kl if epoch else 0.3, "heff_slope": 1 - blockiness / 2,
@@ -79,11 +88,11 @@ def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1)
                     score = np.clip(blocks**2 / L**2 + 0.5 * blockiness * (epoch > 0)
                                     + 0.02 * rng.standard_normal(units.size), 0, 1)
                     null = np.clip(blocks**2 / L**2 + 0.02 * rng.standard_normal(units.size), 0, 1)
-                    _write(out, "rg_alignment", L, f"{tid}-{epoch}", {**ck, "unit": units, "block": blocks,
+                    _write(out, "rg_alignment", L, tid, {**ck, "unit": units, "block": blocks,
                            "score": score, "baseline": blocks**2 / L**2, "null_score": null,
                            "excess": score - null, "row": 0, "col": 0, "corr": 0.5,
                            "null_corr": 0.5 - 0.3 * blockiness * (epoch > 0)})
-                    _write(out, "transport", L, f"{tid}-{epoch}", {**ck, "w2_to_init": 1.0, "w2_to_prev": 0.5,
+                    _write(out, "transport", L, tid, {**ck, "w2_to_init": 1.0, "w2_to_prev": 0.5,
                            "path_length": 1.0})
                 manifest = out / "_tasks" / f"L={L}" / f"train-{tid}.json"
                 manifest.parent.mkdir(parents=True, exist_ok=True)

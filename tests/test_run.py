@@ -151,7 +151,7 @@ def test_bad_spec_exits_2_with_one_line_and_writes_nothing(tmp_path):
     result = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "sampling.burn_in must be an integer >= 0, got -1" in lines[0]
+    assert len(lines) == 1 and "sampling.burn_in must be an integer >= 0 and <= 1,000,000,000, got -1" in lines[0]
     assert not out.exists() and not (tmp_path / "results").exists()
     assert subprocess.run([sys.executable, "-m", "orchestrator.cli", "validate", str(spec)],
                           capture_output=True).returncode == 2
