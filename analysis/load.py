@@ -22,7 +22,6 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from orchestrator.schemas import SCHEMAS, TASK_TABLES, plan_problem
 
 __all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
            "read_part", "load", "Dataset", "unpack_spins"]
@@ -39,6 +38,13 @@ def _fs_root(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(out).resolve())
 
 
+#: The tables each kind of task writes. The analysis layer reads the dataset from its files
+#: alone and imports nothing of the orchestrator; tests/test_loaders.py pins this mapping and
+#: the plan rule below to the writer's (``orchestrator.schemas``).
+TASK_TABLES = {"sample": ("samples", "series", "ising"),
+               "train": ("rbm_params", "free_energy", "spectra", "rg_alignment", "transport", "rbm"),
+               "flow": ("rg_flow", "rbm_params", "spectra", "rg_alignment")}
+_TASK_ID = re.compile(r"[0-9a-f]{16}")
 _MANIFEST = re.compile(r"(sample|train|flow)-([0-9a-f]{16})\.json")
 _FAILURE_PART = re.compile(r"part-[0-9a-f]{16}-\d+\.parquet")
 
@@ -70,6 +76,18 @@ def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
 def committed_tasks(out: str | os.PathLike) -> set[str]:
     """Ids of the tasks whose manifest (``_tasks/L=*/<kind>-<id>.json``) exists: the results."""
     return set(committed_index(out))
+
+
+def plan_problem(record) -> str | None:
+    """Why a ``plan.json`` record is not one (None if it is): a plan names >= 1 task id."""
+    if not isinstance(record, dict):
+        return f"is {type(record).__name__}, not an object"
+    ids = record.get("task_ids")
+    if not isinstance(ids, list) or not ids:
+        return "has no list of task ids"
+    if not all(isinstance(i, str) and _TASK_ID.fullmatch(i) for i in ids):
+        return "has task ids that are not 16 hex digits"
+    return None
 
 
 def planned_tasks(out: str | os.PathLike) -> set[str] | None:
@@ -190,7 +208,7 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
         return pd.DataFrame(columns=columns or [])
     # Exactly the committed parts: stray files (a backup copy, notes, parts of a task stopped
     # before its manifest) are never read.
-    dataset = ds.dataset(files, format="parquet", filesystem=fs, schema=SCHEMAS[name])
+    dataset = ds.dataset(files, format="parquet", filesystem=fs)
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     table = dataset.to_table(filter=expr, columns=columns)
     frame = table.to_pandas()
