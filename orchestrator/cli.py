@@ -154,8 +154,9 @@ def cmd_run(args) -> int:
         if bar is not None:
             bar.close()
         s = stop.summary
-        print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {s.run} task(s) finished and "
-              f"saved in this run, {s.skipped + s.run} of {s.total} done in {s.out}; work in flight "
+        saved = s.run - len(s.failed)
+        print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {saved} task(s) finished and "
+              f"saved in this run, {s.skipped + saved} of {s.total} done in {s.out}; work in flight "
               "was discarded; run the same command again to resume", file=sys.stderr)
         return 128 + stop.signum
     finally:
