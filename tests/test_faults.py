@@ -62,6 +62,19 @@ def reference(tmp_path_factory):
     return tables_of(out)
 
 
+SLOW_NUM = 8
+
+
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory):
+    """An undisturbed serial run of SLOW_SPEC, shared by the interrupted-run tests."""
+    tmp = tmp_path_factory.mktemp("slow-reference")
+    out = tmp / "out"
+    spec = write(tmp, SLOW_SPEC.format(num=SLOW_NUM))
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+    return tables_of(out)
+
+
 def assert_same_tables(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for name in a:
@@ -171,8 +184,8 @@ def _kill_mid_sweep(tmp_path: Path, backend: str, num: int) -> tuple[Path, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["process", pytest.param("ray", marks=pytest.mark.ray)])
-def test_driver_killed_mid_sweep_resumes_to_identical_tables(tmp_path, backend, capsys):
-    num = 8
+def test_driver_killed_mid_sweep_resumes_to_identical_tables(tmp_path, backend, capsys, slow_reference):
+    num = SLOW_NUM
     spec, done_at_kill = _kill_mid_sweep(tmp_path, backend, num)
     out = tmp_path / "out"
     assert (out / LOCK).exists()  # left behind by the killed driver: stale
@@ -183,9 +196,7 @@ def test_driver_killed_mid_sweep_resumes_to_identical_tables(tmp_path, backend, 
     ran = int(capsys.readouterr().out.split(" run,")[0].rsplit(" ", 1)[1])
     assert ran == num - survived  # only the missing tasks run again
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temporary file survives
-    reference = tmp_path / "reference"
-    assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
-    assert_same_tables(tables_of(out), tables_of(reference))
+    assert_same_tables(tables_of(out), slow_reference)
     assert len(read_table(out, "ising")) == num
 
 
@@ -233,11 +244,10 @@ def _session_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_process_pool_survives_a_killed_worker(tmp_path):
+def test_process_pool_survives_a_killed_worker(tmp_path, slow_reference):
     """SIGKILL of one pool worker (what the OOM killer does): the pool is replaced, the lost
     tasks rerun, the sweep finishes with exit 0 and the tables of an undisturbed serial run."""
-    num = 6
-    spec, out, driver = _start_slow_driver(tmp_path, "process", num)
+    spec, out, driver = _start_slow_driver(tmp_path, "process", SLOW_NUM)
     try:
         _wait_for_manifests(driver, out, 1)
         victims = _pool_workers(driver.pid)
@@ -250,16 +260,13 @@ def test_process_pool_survives_a_killed_worker(tmp_path):
     assert driver.returncode == 0, stderr
     assert "a worker process died" in stderr and "resubmitted to a new pool" in stderr
     assert "Traceback" not in stderr
-    reference = tmp_path / "reference"
-    assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
-    assert_same_tables(tables_of(out), tables_of(reference))
+    assert_same_tables(tables_of(out), slow_reference)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend,sig", [("process", signal.SIGTERM), ("process", signal.SIGINT),
-                                         ("serial", signal.SIGTERM)])
-def test_signal_stops_cleanly_and_the_rerun_resumes(tmp_path, backend, sig):
-    num = 8
+@pytest.mark.parametrize("backend,sig", [("process", signal.SIGTERM), ("serial", signal.SIGINT)])
+def test_signal_stops_cleanly_and_the_rerun_resumes(tmp_path, backend, sig, slow_reference):
+    num = SLOW_NUM
     spec, out, driver = _start_slow_driver(tmp_path, backend, num)
     try:
         _wait_for_manifests(driver, out, 2)
@@ -283,6 +290,4 @@ def test_signal_stops_cleanly_and_the_rerun_resumes(tmp_path, backend, sig):
     assert f"{saved} of {num} done" in lines[0]
     assert main(["run", str(spec), "--out", str(out), "--backend", "process", "--workers", "2",
                  "--quiet"]) == 0
-    reference = tmp_path / "reference"
-    assert main(["run", str(spec), "--out", str(reference), "--backend", "serial", "--quiet"]) == 0
-    assert_same_tables(tables_of(out), tables_of(reference))
+    assert_same_tables(tables_of(out), slow_reference)
