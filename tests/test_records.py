@@ -10,17 +10,9 @@ import pytest
 from analysis import read_table
 from orchestrator.cli import main
 
-SPEC = """
-[sweep]
-name = "records"
-seed = 3
-lattice_sizes = [4]
-temperatures = [2.0, 3.0]
-[sampling]
-burn_in = 50
-samples = 40
-thin = 1
-"""
+from test_store_paths import SPEC as PATHS_SPEC
+
+SPEC = PATHS_SPEC.replace('name = "paths"', 'name = "records"')  # a 2-task sweep at L = 4
 
 DAMAGE = {
     "truncated": lambda text: text[: len(text) // 2],
