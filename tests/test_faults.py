@@ -220,8 +220,15 @@ def _start_slow_driver(tmp_path: Path, backend: str, num: int):
     cli = [sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--out", str(out), "--quiet",
            "--backend", backend, "--workers", "2"]
     driver = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=_default_sigint)
     return spec, out, driver
+
+
+def _default_sigint() -> None:
+    """A driver started from a background job inherits SIGINT ignored (so a shell's Ctrl-C does
+    not reach background work) and Python then keeps ignoring it; the driver here stands for
+    one started in a terminal, where Ctrl-C arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_manifests(driver, out: Path, n: int) -> None:
