@@ -120,13 +120,14 @@ def current_tasks(out: str | os.PathLike, stale: bool = False) -> set[str]:
     return current if planned is None else current & planned
 
 
-def _task_parts(out, name: str, stale: bool, verify: bool | str) -> tuple[pafs.FileSystem, list[str]]:
+def _task_parts(out, fs: pafs.FileSystem, root: str, name: str, stale: bool,
+                verify: bool | str) -> list[str]:
     """The part files of table ``name`` that the loaders read: one per current committed task
     whose kind writes the table, at the path derived from (table, L, id). A part missing behind
     its manifest, or (``verify``) differing from it, is an error naming the file."""
-    fs, root = _fs_root(out)
-    index = committed_index(out)
-    keep = current_tasks(out, stale)
+    index = committed_index(out)  # one listing of _tasks serves the ids and the layout
+    planned = None if stale else planned_tasks(out)
+    keep = set(index) if planned is None else set(index) & planned
     present = {i.path: i.size for i in _listing(fs, f"{root}/{name}")}
     files = []
     for task_id in sorted(keep):
@@ -140,7 +141,7 @@ def _task_parts(out, name: str, stale: bool, verify: bool | str) -> tuple[pafs.F
         if verify:
             _verify_part(fs, manifest, name, path, present[path], full=verify is True)
         files.append(path)
-    return fs, files
+    return files
 
 
 def _verify_part(fs, manifest: str, name: str, path: str, size: int, full: bool) -> None:
@@ -195,15 +196,14 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     """
     if name not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
+    fs, root = _fs_root(out)
+    if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.Directory:
+        return pd.DataFrame(columns=columns or [])  # a table not written (or not copied) at all
     if name == "failures":  # not committed by manifests: every well-named failure part
-        fs, root = _fs_root(out)
         files = sorted(i.path for i in _listing(fs, f"{root}/{name}")
                        if _FAILURE_PART.fullmatch(i.base_name) and _lattice_dir(i.path) is not None)
     else:
-        fs, root = _fs_root(out)
-        if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.Directory:
-            return pd.DataFrame(columns=columns or [])  # a table not written (or not copied) at all
-        fs, files = _task_parts(out, name, stale, verify)
+        files = _task_parts(out, fs, root, name, stale, verify)
     if not files:
         return pd.DataFrame(columns=columns or [])
     # Exactly the committed parts: stray files (a backup copy, notes, parts of a task stopped
