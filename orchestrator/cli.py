@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__
+from . import __version__, resources
 from .backends import BACKENDS
 from .plan import make_plan
 from .spec import TC, SpecError, SweepSpec, load_spec
@@ -73,6 +73,15 @@ def cmd_validate(args) -> int:
           f"{plan.count('flow')} flow)")
     print(f"  estimated sampling work: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per spin flip, "
           f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin})")
+    by_id = plan.by_id()
+    est = {t.id: resources.task_estimate(t, by_id) for t in plan}
+    big = max(plan, key=lambda t: est[t.id].memory_bytes)
+    print(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} L={big.L}"
+          f"{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
+          f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
+    here = resources.machine(None)
+    for problem in resources.check(plan, list(plan), 1, here):
+        print(f"  warning: on this machine, {problem}")
     return 0
 
 
@@ -128,7 +137,7 @@ def cmd_run(args) -> int:
 
     from tqdm import tqdm
 
-    from .runner import Interrupted, run_sweep
+    from .runner import Interrupted, ResourceError, run_sweep
     from .store import LockError, StoreError
 
     bar = None
@@ -143,7 +152,11 @@ def cmd_run(args) -> int:
         with _terminate_as_stop():
             summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
                                 address=args.address, progress=lambda k: bar.update(k),
-                                on_start=on_start, verify=not args.no_verify)
+                                on_start=on_start, verify=not args.no_verify,
+                                check=not args.no_resource_check)
+    except ResourceError as err:
+        return _bad_input("\n".join(f"{line}; nothing was written (--no-resource-check runs it anyway)"
+                                     for line in err.problems))
     except LockError as err:
         return _bad_input(str(err))
     except OSError as err:
@@ -277,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", action="store_true", help="write OUT/report/ (rgsweep report) at the end")
     run.add_argument("--no-verify", action="store_true",
                      help="check finished parts by size only, not SHA-256 (faster on huge datasets)")
+    run.add_argument("--no-resource-check", action="store_true",
+                     help="run even if the estimated memory or disk exceeds this machine's")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a spec; print the task count and a work estimate")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from . import __version__
+from . import __version__, resources
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .plan import CODE_VERSIONS, Plan, Task, make_plan
@@ -27,7 +27,16 @@ from .schemas import SCHEMA_VERSION, SCHEMAS, plan_problem, sweep_problem
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 
-__all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record", "Interrupted", "Stop"]
+__all__ = ["RunSummary", "run_sweep", "task_status", "sweep_record", "Interrupted", "Stop", "ResourceError",
+           "check_resources"]
+
+
+class ResourceError(ValueError):
+    """The sweep would not fit the machine (memory or disk); one line per problem, nothing written."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class Stop(BaseException):
@@ -118,6 +127,19 @@ def task_status(plan: Plan, store: Store, verify: bool = True) -> dict[str, list
     return status
 
 
+def check_resources(plan: Plan, store: Store, backend: str, workers: int | None,
+                    address: str | None) -> list[str]:
+    """The tasks of ``plan`` not yet committed in ``store`` against this machine (read-only).
+
+    Serial runs one task at a time; the process pool and embedded Ray run ``workers`` (default:
+    all cores) at once. On a cluster (``address``) the tasks run elsewhere: the disk only."""
+    done = set(store.manifests()) if store.exists() else set()
+    todo = [t for t in plan if t.id not in done]
+    here = resources.machine(store.root if store.local else None)
+    n = 1 if backend == "serial" else (workers or here.cores)
+    return resources.check(plan, todo, n, here, memory=address is None)
+
+
 def _read_or_set_aside(store: Store, name: str, problem, summary: RunSummary) -> dict | None:
     """A run rebuilds damaged records from its own spec: the damaged file is moved aside."""
     try:
@@ -137,17 +159,23 @@ def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
 def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,
               address: str | None = None, progress: Callable[[int], Any] | None = None,
               on_start: Callable[[int], Any] | None = None, verify: bool = True,
-              on_ready: Callable[[], Any] | None = None) -> RunSummary:
+              on_ready: Callable[[], Any] | None = None, check: bool = True) -> RunSummary:
     """Run every task of ``spec`` not yet done in ``out``; return what happened.
 
     ``on_start(n_to_run)`` is called once the skip-check is done; ``progress(1)`` after each task.
     ``verify`` hashes every committed part before trusting it (else sizes only).
     ``on_ready()`` is called once the backend is up and its kernels compiled.
+    ``check`` compares the memory and disk the tasks to run need with the machine first and
+    raises :class:`ResourceError`, before anything is written, when they do not fit.
     Raises :class:`~orchestrator.store.LockError` if another live driver holds ``out``.
     """
     t0 = time.perf_counter()
     plan = make_plan(spec)
     store = Store(out)
+    if check:
+        problems = check_resources(plan, store, backend, workers, address)
+        if problems:
+            raise ResourceError(problems)
     store.acquire_lock()
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
     try:
