@@ -254,6 +254,20 @@ def test_match_temperature_joint_with_noisy_curves_is_calibrated():
     assert 1e-3 < chi2_dist.sf(np.sum(z ** 2), n) < 1 - 1e-3
 
 
+@pytest.mark.parametrize("method", ["linear", "pchip"])
+@pytest.mark.parametrize("node", [0, 3, 7])
+def test_a_value_equal_to_a_grid_point_matches_that_point(method, node):
+    """The flow's step 0 matched against its own curve: the value is the curve's node exactly.
+    The curve of a measured L = 64 flow, where PCHIP gave -1.1e-16 at the last node and the
+    root finder stopped the task on 'f(a) and f(b) must have different signs'."""
+    T = np.array([2.0, 2.2, 2.25, 2.3, 2.4, 2.6, 2.8, 3.2])
+    c = np.array([-1.738530029296875, -1.541863525390625, -1.47429541015625, -1.35501171875,
+                  -1.207899658203125, -1.0271044921875, -0.90740771484375, -0.74390087890625])
+    s = np.array([0.0060, 0.0037, 0.0034, 0.0073, 0.0024, 0.00097, 0.00076, 0.00059])
+    T_eff, err = match_temperature(c[node], s[node], T, c, s, method=method)
+    assert T_eff == T[node] and 0 < err < 0.05
+
+
 def test_level_zero_matches_its_own_temperature():
     """configuration_observables + match_temperature against Kaufman's exact u(L, T)."""
     grid = np.linspace(1.2, 4.0, 281)

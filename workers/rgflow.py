@@ -225,7 +225,16 @@ def _crossing_interval(T, c, s, value):
 def _pchip_match(T, c, s, value, value_err, i):
     """Root of the monotone cubic (PCHIP) interpolant in [T_i, T_{i+1}], and its error."""
     P = PchipInterpolator(T, c)
-    root = brentq(lambda t: P(t) - value, T[i], T[i + 1], xtol=1e-14 * T[i + 1])
+    fa, fb = float(P(T[i])) - value, float(P(T[i + 1])) - value
+    # P reproduces its nodes only to rounding (-1.1e-16 measured), so a value that is a grid
+    # point's own measurement (the flow's step 0 at its source temperature) can leave both ends
+    # of the interval on one side: the root is that node
+    if c[i] == value or c[i + 1] == value:
+        root = T[i] if c[i] == value else T[i + 1]
+    elif fa * fb > 0:
+        root = T[i] if abs(fa) <= abs(fb) else T[i + 1]
+    else:
+        root = brentq(lambda t: P(t) - value, T[i], T[i + 1], xtol=1e-14 * T[i + 1])
     slope = float(P.derivative()(root))
     if slope == 0:
         return float("nan"), float("nan")
