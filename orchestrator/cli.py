@@ -38,10 +38,9 @@ EXIT_ENVIRONMENT = 3
 
 def _environment(err: BaseException, after: str = "") -> int:
     """One line for a failure of the machine rather than of the input or a task."""
-    if isinstance(err, OSError) and err.strerror:
-        where = err.filename if err.filename is not None else "?"
-        what = f"{where}: {err.strerror}"
-    else:
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        what = f"{err.filename}: {err.strerror}"
+    else:  # pyarrow's file system errors name their paths in the message
         what = str(err).splitlines()[0] if str(err) else type(err).__name__
     print(f"rgsweep: error: {what}" + (f"; {after}" if after else ""), file=sys.stderr)
     return EXIT_ENVIRONMENT

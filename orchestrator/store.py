@@ -353,8 +353,10 @@ class Store:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         dest_root = f"{self.root}/{DAMAGED}/{stamp}-{manifest.task_id}"
         tables = TASK_TABLES.get(manifest.kind, ())
-        paths = [self.manifest_path(manifest.kind, manifest.L, manifest.task_id)]
-        paths += [self.part_path(t, manifest.L, manifest.task_id) for t in tables]
+        # the manifest goes last: if a move fails (a read-only folder), the task still reads as
+        # damaged and the next run moves the rest, instead of recomputing over the damaged part
+        paths = [self.part_path(t, manifest.L, manifest.task_id) for t in tables]
+        paths.append(self.manifest_path(manifest.kind, manifest.L, manifest.task_id))
         for path in paths:
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 continue

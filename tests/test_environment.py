@@ -95,6 +95,36 @@ def test_read_only_out(tmp_path, small_disk, capsys):
     assert_same_tables(tables_of(out), before)
 
 
+def test_damaged_part_in_a_read_only_folder_is_kept_until_it_can_be_moved(tmp_path, capsys):
+    """A damaged part that cannot be moved aside (its folder a read-only bind mount, which binds
+    root too and makes the rename cross a mount): exit 3 naming the file, nothing recomputed
+    over it, and once the folder is back the next run moves it under _damaged/ and recomputes."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("samples = 3000", "samples = 100"))
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    assert _run(spec, out) == 0 and _run(spec, reference) == 0
+    folder = out / "ising" / "L=8"
+    part = sorted(folder.glob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:50])
+    if subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        capsys.readouterr()
+        assert _run(spec, out) == EXIT_ENVIRONMENT
+        line = _one_error_line(capsys)
+        assert line.startswith("rgsweep: error: ") and f"Failed renaming '{part}'" in line, line
+        assert "results committed before it are intact" in line
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    assert part.stat().st_size == 50  # still there, still damaged: never recomputed over
+    assert _run(spec, out) == 0
+    assert "1 damaged and recomputed" in capsys.readouterr().out
+    kept = list((out / "_damaged").glob(f"*/ising/L=8/{part.name}"))
+    assert len(kept) == 1 and kept[0].stat().st_size == 50
+    assert_same_tables(tables_of(out), tables_of(reference))
+
+
 def test_out_that_is_a_file(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
