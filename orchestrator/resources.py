@@ -5,7 +5,8 @@ baseline (Python, numpy, numba's compiled kernels, pyarrow: ~230 MB measured) pl
 the task holds at its peak.  The coefficients were fitted to the peak resident set size
 (``VmHWM``) of single tasks run in fresh processes on the development machine: sampling tasks at
 L = 16 ... 256 with 4,000-16,000 samples (within 5 %), training tasks at L = 16, 32, 64 with
-n_h = N/4 and N (within 22 %, most within 11 %), one flow task at L = 32.  They are estimates
+n_h = N/4 and N (within 22 %, most within 11 %), flow tasks at L = 32 (6 temperatures) and
+L = 64 (8 temperatures x 4,000 samples: 1.75 GB measured, 1.94 GB estimated).  They are estimates
 for a refusal check, not a guarantee: an OS, a BLAS or a Python build can move them.
 
 :func:`check` compares them with the machine before a run (README, "Resources"): a task larger
@@ -35,6 +36,8 @@ SAMPLE_FIXED, SAMPLE_PER_SPIN = 64 * MB, 2.2
 #: copies and float64 observables), per weight (float32 training state, float64 checkpoints,
 #: the permuted-site null, alignment and spectra work) and per weight per checkpoint kept.
 TRAIN_FIXED, TRAIN_PER_SPIN, TRAIN_PER_WEIGHT, PER_WEIGHT_CHECKPOINT = 107 * MB, 11.7, 114.0, 8.0
+#: a flow task's RBM in training: float32 weights, their gradient and velocity
+FLOW_PER_WEIGHT = 16.0
 #: Parquet bytes per stored spin (bit-packed, barely compressible), per sample of the series,
 #: per weight per checkpoint (float32 plus Parquet overhead), and per task for the small tables.
 DISK_PER_SPIN, DISK_PER_SAMPLE, DISK_PER_WEIGHT, DISK_FIXED = 1 / 8, 16.0, 5.0, 0.5 * MB
@@ -71,16 +74,14 @@ def task_estimate(task: Task, plan: dict[str, Task]) -> Estimate:
         return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
                         + (TRAIN_PER_WEIGHT + PER_WEIGHT_CHECKPOINT * kept) * weights,
                         DISK_FIXED + DISK_PER_WEIGHT * kept * weights)
-    # flow: every temperature's samples at once (and pooled for the RG-flow RBM), one stack of
-    # layers per temperature kept, the largest layer or flow RBM in training at a time
-    n_sources = len(c["sources"])
+    # flow: every temperature's samples at once (and pooled for the RG-flow RBM); the weights
+    # in training are small beside them (fitted: 10.9 bytes per spin at L = 32 and 64, weights ~0)
     spins = sum(plan[tid].config["samples"] for _, tid in c["sources"] if tid in plan) * N
     sizes = [N] + list(c["layers"])
     layers = [a * b for a, b in zip(sizes, sizes[1:])]
-    stack, largest = sum(layers), max(layers + [N * c["rbm_flow_hidden"]])
     return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
-                    + TRAIN_PER_WEIGHT * largest + PER_WEIGHT_CHECKPOINT * n_sources * stack,
-                    DISK_FIXED + DISK_PER_WEIGHT * (n_sources * stack + N * c["rbm_flow_hidden"]))
+                    + FLOW_PER_WEIGHT * max(layers + [N * c["rbm_flow_hidden"]]),
+                    DISK_FIXED + DISK_PER_WEIGHT * (len(c["sources"]) * sum(layers) + N * c["rbm_flow_hidden"]))
 
 
 def _meminfo() -> dict[str, float]:
