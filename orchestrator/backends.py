@@ -113,12 +113,19 @@ class ProcessBackend:
         self.restarts = 0
 
     def _new_pool(self) -> None:
-        self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_pool_worker)
-        # One worker compiles and fills numba's cache; then every worker loads it, so no task
-        # pays a worker's start-up inside the sweep.
-        self.pool.submit(warmup).result()
-        cf.wait([self.pool.submit(warmup, 0.2) for _ in range(self.workers)])
+        for _ in range(SYSTEM_RETRIES + 1):
+            self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_init_pool_worker)
+            try:
+                # One worker compiles and fills numba's cache; then every worker loads it, so no
+                # task pays a worker's start-up inside the sweep.
+                self.pool.submit(warmup).result()
+                cf.wait([self.pool.submit(warmup, 0.2) for _ in range(self.workers)])
+                return
+            except BrokenProcessPool:  # killed while starting: another pool
+                self.pool.shutdown(wait=False, cancel_futures=True)
+        raise ChildProcessError(f"the worker processes of the pool died {SYSTEM_RETRIES + 1} times while "
+                                "starting (out of memory?); nothing in flight was lost: rerun to resume")
 
     def start(self) -> None:
         os.environ.update({k: v for k, v in THREAD_ENV.items() if k not in os.environ})
@@ -126,24 +133,37 @@ class ProcessBackend:
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> _Job:
         job = _Job(task, inputs)
-        job.future = self.pool.submit(run_task, task, inputs)
         self._jobs.add(job)
+        try:
+            job.future = self.pool.submit(run_task, task, inputs)
+        except BrokenProcessPool as err:  # a worker died since the last wait: this job is lost too
+            job.future = cf.Future()
+            job.future.set_exception(err)
+            self._replace_pool()
         return job
 
     def _replace_pool(self) -> None:
-        """A worker died: kill what is left of the pool, start a new one, resubmit the lost."""
-        lost = [job for job in self._jobs if _broken(job.future) or not job.future.done()]
-        retry = [job for job in lost if job.lost < SYSTEM_RETRIES]
-        self._kill_workers()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.restarts += 1
-        print(f"rgsweep: a worker process died; {len(lost)} task(s) in flight, "
-              f"{len(retry)} resubmitted to a new pool", file=sys.stderr, flush=True)
-        self._new_pool()
-        for job in lost:
-            job.lost += 1
-            if job in retry:
-                job.future = self.pool.submit(run_task, job.task, job.inputs)
+        """A worker died: kill what is left of the pool, start a new one, resubmit the lost
+        (again if the new pool dies while they are being sent; each job at most SYSTEM_RETRIES)."""
+        while True:
+            # not done: in flight on the dead pool; cancelled: not yet resent when a new pool died
+            lost = [job for job in self._jobs
+                    if _broken(job.future) or not job.future.done() or job.future.cancelled()]
+            retry = [job for job in lost if job.lost < SYSTEM_RETRIES]
+            self._kill_workers()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.restarts += 1
+            print(f"rgsweep: a worker process died; {len(lost)} task(s) in flight, "
+                  f"{len(retry)} resubmitted to a new pool", file=sys.stderr, flush=True)
+            self._new_pool()
+            for job in lost:
+                job.lost += 1
+            try:
+                for job in retry:
+                    job.future = self.pool.submit(run_task, job.task, job.inputs)
+                return
+            except BrokenProcessPool:
+                continue
 
     def wait(self, handles: list) -> list:
         while True:

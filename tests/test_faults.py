@@ -251,16 +251,26 @@ def _session_alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_process_pool_survives_a_killed_worker(tmp_path, slow_reference):
-    """SIGKILL of one pool worker (what the OOM killer does): the pool is replaced, the lost
+@pytest.mark.parametrize("kill", ["one", "all-twice"])
+def test_process_pool_survives_killed_workers(tmp_path, slow_reference, kill):
+    """SIGKILL of one pool worker (what the OOM killer does), or of every worker and then of
+    every worker of the new pool as soon as it is announced: the pool is replaced, the lost
     tasks rerun, the sweep finishes with exit 0 and the tables of an undisturbed serial run."""
     spec, out, driver = _start_slow_driver(tmp_path, "process", SLOW_NUM)
     try:
         _wait_for_manifests(driver, out, 1)
         victims = _pool_workers(driver.pid)
         assert victims, "no pool worker found"
-        os.kill(victims[0], signal.SIGKILL)
+        for pid in victims[:1] if kill == "one" else victims:
+            os.kill(pid, signal.SIGKILL)
+        first = ""
+        if kill == "all-twice":
+            first = driver.stderr.readline()  # the restart line: the new pool is starting
+            assert "resubmitted to a new pool" in first, first
+            for pid in _pool_workers(driver.pid):
+                os.kill(pid, signal.SIGKILL)
         stdout, stderr = driver.communicate(timeout=300)
+        stderr = first + stderr
     finally:
         if _session_alive(driver.pid):
             os.killpg(driver.pid, signal.SIGKILL)
@@ -268,6 +278,33 @@ def test_process_pool_survives_a_killed_worker(tmp_path, slow_reference):
     assert "a worker process died" in stderr and "resubmitted to a new pool" in stderr
     assert "Traceback" not in stderr
     assert_same_tables(tables_of(out), slow_reference)
+
+
+def test_a_pool_broken_before_a_submit_is_replaced_and_the_task_runs():
+    """Every worker killed while the driver was not waiting: the next submit finds the pool
+    broken (a plain pool raises BrokenProcessPool there); the task goes to a new pool."""
+    from orchestrator.backends import ProcessBackend
+    from orchestrator.spec import parse_spec
+    from orchestrator.plan import make_plan
+
+    task = next(iter(make_plan(parse_spec({"sweep": {"name": "b", "seed": 1, "lattice_sizes": [4],
+                                                     "temperatures": [2.0]},
+                                           "sampling": {"burn_in": 10, "samples": 20, "thin": 1}}))))
+    backend = ProcessBackend(workers=1)
+    backend.start()
+    try:
+        pids = list(backend.pool._processes)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not backend.pool._broken and time.monotonic() < deadline:  # the pool notices
+            time.sleep(0.05)
+        assert backend.pool._broken
+        handle = backend.submit(task, {})
+        (done,) = backend.wait([handle])
+        assert backend.outcome(done).ok and backend.restarts == 1
+    finally:
+        backend.close(abort=True)
 
 
 @pytest.mark.slow
