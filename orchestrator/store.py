@@ -47,6 +47,8 @@ from .schemas import SCHEMAS, TASK_TABLES
 
 __all__ = ["Store", "StoreError", "LockError", "DamagedRecord", "Manifest", "encode_part"]
 
+#: The temporary files of an atomic write: ``.<final name>.<32 hex digits>.tmp``.
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 _PART = re.compile(r"^part-([0-9a-f]{16})(?:-(\d+))?\.parquet$")
 _MANIFEST = re.compile(r"^(sample|train|flow)-([0-9a-f]{16})\.json$")
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
@@ -348,7 +350,9 @@ class Store:
 
         The files moved are the manifest itself and the parts at the paths derived from the
         task's (kind, L, id), never paths read from the (possibly crafted) manifest; a file that
-        lies in a folder that resolves outside OUT, or a destination that would, is left where it is.
+        lies in a folder that resolves outside OUT is left where it is, and a destination that
+        would resolve outside OUT raises :class:`StoreError` (nothing is moved out of OUT, and
+        the damaged files are never recomputed over).
         """
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         dest_root = f"{self.root}/{DAMAGED}/{stamp}-{manifest.task_id}"
@@ -361,8 +365,12 @@ class Store:
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 continue
             dest = f"{dest_root}/{path[len(self.root) + 1:]}"
-            if not (self._inside(path) and self._inside(dest)):
+            if not self._inside(path):  # in a folder that leads out of OUT: not ours to move
                 continue
+            if not self._inside(dest):  # kept, never recomputed over, never moved out of OUT
+                raise StoreError(f"cannot move the damaged result of task {manifest.task_id} aside: "
+                                 f"{self.root}/{DAMAGED} leads outside {self.root} (a symbolic link?); "
+                                 "remove or rename it and rerun")
             self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
             self.fs.move(path, dest)
         return dest_root
@@ -374,7 +382,7 @@ class Store:
         removed = 0
         for directory, _, files in os.walk(self.root):
             for name in files:
-                if name.startswith(".") and name.endswith(".tmp"):
+                if _TEMPORARY.fullmatch(name):  # ours only: a user's own .notes.tmp stays
                     os.unlink(os.path.join(directory, name))
                     removed += 1
         return removed

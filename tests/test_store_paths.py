@@ -150,9 +150,41 @@ def test_links_inside_out_that_lead_outside_are_not_written_or_moved_through(wor
     manifest.write_text("[]")
     tid = manifest.stem.split("-", 1)[1]
     before = _snapshot(outside)
-    store.quarantine(store.manifests()[tid])
+    with pytest.raises(StoreError, match="_damaged leads outside"):
+        store.quarantine(store.manifests()[tid])
     assert _snapshot(outside) == before
     assert manifest.exists()  # left where it was rather than moved outside
+
+
+def test_a_damaged_folder_that_leads_outside_stops_the_run_and_keeps_the_damage(world, tmp_path, capsys):
+    """Quarantine cannot move aside (OUT/_damaged links out of OUT): one line, exit 3, the damaged
+    part neither moved out of OUT nor recomputed over; once the link is gone the rerun recovers."""
+    spec, out, outside = world
+    os.symlink(outside, out / "_damaged")
+    part = sorted((out / "ising" / "L=4").glob("part-*.parquet"))[0]
+    part.write_bytes(b"damaged")
+    before = _bystanders(tmp_path, out)
+    capsys.readouterr()
+    assert _run(spec, out) == 3
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert "_damaged leads outside" in line and "remove or rename it and rerun" in line
+    assert part.read_bytes() == b"damaged" and _bystanders(tmp_path, out) == before
+    (out / "_damaged").unlink()
+    assert _run(spec, out) == 0 and "1 damaged and recomputed" in capsys.readouterr().out
+    assert [p.read_bytes() for p in (out / "_damaged").rglob(f"ising/L=4/{part.name}")] == [b"damaged"]
+
+
+def test_only_our_own_temporary_files_are_cleaned(world, capsys):
+    """A driver killed mid-write leaves ``.<name>.<32 hex>.tmp``; a run removes those, never a
+    user's own dot-files that happen to end in .tmp."""
+    spec, out, _ = world
+    folder = out / "ising" / "L=4"
+    ours = folder / f".part-0123456789abcdef.parquet.{'ab' * 16}.tmp"
+    theirs = [folder / ".my-notes.tmp", folder / ".x.tmp", out / ".draft.tmp"]
+    for path in [ours, *theirs]:
+        path.write_text("x")
+    assert _run(spec, out) == 0
+    assert not ours.exists() and all(p.read_text() == "x" for p in theirs)
 
 
 def test_a_part_that_is_a_link_out_of_out_is_replaced_not_written_through(world, tmp_path, capsys):
