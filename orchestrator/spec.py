@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import math
 import re
 import tomllib
@@ -56,7 +57,26 @@ MAX_SPEC_BYTES = 2**20
 
 
 class SpecError(ValueError):
-    """A spec that breaks a rule; ``str(err)`` is the one-line message shown to the user."""
+    """A spec that breaks a rule; ``str(err)`` is the one-line message shown to the user.
+    ``path`` is the key it names, as TOML keys (for setting it aside to find the next error)."""
+
+    def __init__(self, message: str, path: tuple[str, ...] | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr of a value for a one-line message: control characters escaped, long values cut."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more than 4,300 digits
+        return f"<an integer of {value.bit_length():,} bits>"
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text):,} characters)"
+
+
+def _key(name: str) -> str:
+    """A TOML key as written in a message: quoted and escaped if it is not a plain word."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,7 +84,7 @@ class SpecError(ValueError):
 
 
 def _fail(key: str, value: Any, rule: str) -> SpecError:
-    return SpecError(f"{key} must be {rule}, got {value!r}")
+    return SpecError(f"{key} must be {rule}, got {_shown(value)}")
 
 
 def _int(key: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
@@ -123,14 +143,15 @@ def _list(key: str, value: Any, *, nonempty: bool = True) -> list:
 
 
 def _check_keys(section: str, table: Any, allowed: tuple[str, ...]) -> dict:
+    path = tuple(section.split(".")) if section else ()
     if not isinstance(table, dict):
-        raise SpecError(f"[{section}] must be a table, got {table!r}")
+        raise SpecError(f"[{section}] must be a table, got {_shown(table)}", path)
     for key in table:
         if key not in allowed:
-            where = f"{section}.{key}" if section else key
+            where = f"{section}.{_key(key)}" if section else _key(key)
             near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
             hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(allowed)}"
-            raise SpecError(f"unknown key '{where}'{hint}")
+            raise SpecError(f"unknown key '{where}'{hint}", path + (key,))
     return table
 
 
@@ -242,6 +263,8 @@ class RBMSpec:
         d = cls()
         n_hidden = tuple(_units(f"rbm.n_hidden[{i}]", v)
                          for i, v in enumerate(_list("rbm.n_hidden", t.get("n_hidden", list(d.n_hidden)))))
+        if len(set(n_hidden)) != len(n_hidden):  # "N/4" and 16 may meet at one L: that is fine
+            raise _fail("rbm.n_hidden", list(n_hidden), "a list without repeats")
         epochs = _int("rbm.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS)
         checkpoints = set()
         for i, c in enumerate(_list("rbm.checkpoints", t.get("checkpoints", [0]), nonempty=False)):
@@ -331,6 +354,8 @@ class RGFlowSpec:
         if sizes != "auto":
             sizes = tuple(_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4, le=MAX_L)
                           for i, L in enumerate(_list("rg_flow.lattice_sizes", sizes)))
+            if len(set(sizes)) != len(sizes):
+                raise _fail("rg_flow.lattice_sizes", list(sizes), "a list without repeats")
         return cls(
             block=_int("rg_flow.block", t.get("block", d.block), ge=2, le=MAX_L),
             layers=tuple(_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
@@ -364,6 +389,8 @@ def _temperatures(value: Any) -> tuple[float, ...]:
             raise _fail("sweep.temperatures", f"<a list of {len(values)}>",
                         f"a list of at most {MAX_TEMPERATURES} temperatures")
         temps = [_float(f"sweep.temperatures[{i}]", v, ge=MIN_T, le=MAX_T) for i, v in enumerate(values)]
+        if len({round(t, 9) for t in temps}) != len(temps):
+            raise _fail("sweep.temperatures", temps, "a list without repeats (equal to 9 decimals)")
     elif isinstance(value, dict):
         _check_keys("sweep.temperatures", value, RANGE_KEYS)
         for key in ("start", "stop", "num"):
@@ -432,16 +459,29 @@ class SweepSpec:
 #: and report the spec's other errors in the same message.
 _PLACEHOLDERS = {("sweep", "name"): "spec", ("sweep", "seed"): 0, ("sweep", "lattice_sizes"): [8],
                  ("sweep", "temperatures"): [2.0]}
-_ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[(\w+)\] must be a table|([a-z_]+(?:\.[a-z_]+)*))")
+_ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[([\w.]+)\] must be a table|([a-z_]+(?:\.[a-z_]+)*))")
 MAX_ERRORS = 50
 
 
-def _drop_broken(raw: dict, message: str) -> bool:
-    """Remove (or stand in for) the key a message names; False if there is nothing to remove."""
-    match = _ERROR_KEY.match(message)
-    if not match:
-        return False
-    path = tuple((match.group(1) or match.group(2) or match.group(3)).split("."))
+def _drop_broken(raw: dict, err: SpecError) -> bool:
+    """Remove (or stand in for) the key an error names; False if there is nothing to remove."""
+    message = str(err)
+    if message.startswith("[sweep] section is required"):
+        raw["sweep"] = {key[1]: value for key, value in _PLACEHOLDERS.items()}
+        return True
+    if err.path is not None:
+        path = err.path
+    else:
+        match = _ERROR_KEY.match(message)
+        if not match:
+            return False
+        path = tuple((match.group(1) or match.group(2) or match.group(3)).split("."))
+    if path == ("sweep",):  # [sweep] of the wrong type: stand in for all of it
+        raw["sweep"] = {key[1]: value for key, value in _PLACEHOLDERS.items()}
+        return True
+    if message.endswith(" is required") and path in _PLACEHOLDERS and isinstance(raw.get("sweep"), dict):
+        raw["sweep"][path[1]] = _PLACEHOLDERS[path]
+        return True
     if path[:2] in _PLACEHOLDERS:  # e.g. sweep.temperatures.num: stand in for the whole range
         path = path[:2]
     node = raw
@@ -469,7 +509,7 @@ def parse_spec(raw: dict) -> SweepSpec:
         except SpecError as err:
             if str(err) not in errors:
                 errors.append(str(err))
-            if isinstance(work, dict) and _drop_broken(work, str(err)):
+            if isinstance(work, dict) and _drop_broken(work, err):
                 continue
             break
         if not errors:
@@ -534,6 +574,9 @@ def _parse_first(raw: dict) -> SweepSpec:
                 raise _fail("analysis.block_sizes", b, f"a divisor b <= L/2 of some lattice size {sizes}")
     rg_flow = _section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.KEYS) if "rg_flow" in raw else None
     if rg_flow is not None:
+        if len(temps) < 2:
+            raise _fail("sweep.temperatures", list(temps), "at least 2 temperatures with [rg_flow] (each "
+                        "flow step is matched to a temperature on the curve they make)")
         for i, L in enumerate(rg_flow.lattice_sizes if rg_flow.lattice_sizes != "auto" else ()):
             if L not in sizes:
                 raise _fail(f"rg_flow.lattice_sizes[{i}]", L, f"one of sweep.lattice_sizes {sorted(sizes)}")
@@ -557,19 +600,27 @@ def _parse_first(raw: dict) -> SweepSpec:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a TOML spec file; a :class:`SpecError` names every problem, one a line."""
     path = Path(path)
+    shown = _shown(str(path), 200)
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block
+            raise SpecError(f"spec file {shown} must be a regular file, got a FIFO, socket or device")
         with open(path, "rb") as f:  # a bounded prefix: a spec is never megabytes (or /dev/zero)
             blob = f.read(MAX_SPEC_BYTES + 1)
         if len(blob) > MAX_SPEC_BYTES:
-            raise SpecError(f"spec file {str(path)!r} must be at most {MAX_SPEC_BYTES:,} bytes, "
+            raise SpecError(f"spec file {shown} must be at most {MAX_SPEC_BYTES:,} bytes, "
                             f"got more")
         text = blob.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError(f"spec file {str(path)!r} does not exist") from None
+        raise SpecError(f"spec file {shown} does not exist") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"spec file {str(path)!r} cannot be read: {err}") from None
+        raise SpecError(f"spec file {shown} cannot be read: {err}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path.name} is not valid TOML: {err}") from None
+        raise SpecError(f"{_shown(path.name, 200)} is not valid TOML: {err}") from None
+    except RecursionError:
+        raise SpecError(f"{_shown(path.name, 200)} is not valid TOML here: arrays or tables nested "
+                        "too deeply") from None
+    except ValueError as err:  # a number of more than 4,300 digits
+        raise SpecError(f"{_shown(path.name, 200)} is not valid TOML here: {err}".split("; use")[0]) from None
     return parse_spec(raw)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import os
+
 import pytest
 
 from orchestrator.spec import TC, SpecError, load_spec, parse_spec
@@ -176,11 +178,72 @@ def test_cli_prints_each_error_on_its_own_line(tmp_path, capsys):
 
 
 def test_spec_is_read_as_a_bounded_prefix(tmp_path):
-    with pytest.raises(SpecError, match="at most 1,048,576 bytes"):
+    with pytest.raises(SpecError, match="must be a regular file"):
         load_spec("/dev/zero")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match="must be a regular file"):  # opening it would block
+        load_spec(fifo)
     big = tmp_path / "big.toml"
     big.write_text("# " + "x" * 2**20)
     with pytest.raises(SpecError, match="at most 1,048,576 bytes"):
         load_spec(big)
     with pytest.raises(SpecError, match="cannot be read"):
         load_spec(tmp_path)
+
+
+GOOD_SWEEP = '[sweep]\nname = "x"\nseed = 1\nlattice_sizes = [8]\ntemperatures = [2.0, 2.5]\n'
+
+
+@pytest.mark.parametrize("text,lines", [
+    # a required key missing does not hide the other errors
+    ('[sweep]\nname = "x"\nlattice_sizes = [8]\ntemperatures = [2.0]\n[sampling]\nsamples = -1\n',
+     ["sweep.seed is required", "sampling.samples must be"]),
+    ('[sampling]\nburnin = 3\n', ["[sweep] section is required", "unknown key 'sampling.burnin'"]),
+    ('[sweep]\nname = "x y"\nseed = 1\nlattice_sizes = [8]\n',
+     ["sweep.temperatures is required", "sweep.name must be"]),
+    # a section of the wrong type is one error, not two
+    ('[[sweep]]\nname = "a"\n', ["[sweep] must be a table"]),
+    ('sweep = 3\n', ["[sweep] must be a table"]),
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "{start = 1, stop = 2, num = 3, refine_near_tc = 3}")
+     + "[sampling]\nsamples = -1\n",
+     ["[sweep.temperatures.refine_near_tc] must be a table", "sampling.samples must be"]),
+    # a key with a newline in it is shown escaped, on one line
+    (GOOD_SWEEP + '[sampling]\n"burn\\nin" = 3\nsamples = -1\n',
+     ["unknown key 'sampling.\"burn\\nin\"'", "sampling.samples must be"]),
+    # repeats are typing mistakes
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "[2.0, 2.0]"), ["sweep.temperatures must be a list without repeats"]),
+    (GOOD_SWEEP + '[rbm]\nn_hidden = [16, 16]\n', ["rbm.n_hidden must be a list without repeats"]),
+    (GOOD_SWEEP.replace("[8]", "[16]") + '[rg_flow]\nlattice_sizes = [16, 16]\n',
+     ["rg_flow.lattice_sizes must be a list without repeats"]),
+    # a flow is matched against the curve of several temperatures
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "[2.0]") + "[rg_flow]\n", ["sweep.temperatures must be at least 2"]),
+    # values that Python cannot print or parse plainly
+    (GOOD_SWEEP.replace("seed = 1", "seed = 0x" + "f" * 6000), ["sweep.seed must be", "<an integer of 24,000 bits>"]),
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "[" * 3000 + "]" * 3000), ["is not valid TOML here: arrays or tables nested"]),
+])
+def test_every_error_on_its_own_line_whatever_breaks(tmp_path, capsys, text, lines):
+    from orchestrator.cli import main
+
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert all(line.startswith("rgsweep: error: ") for line in err), err
+    if len(lines) == 2 and lines[1].startswith("<"):  # one message with two parts
+        assert len(err) == 1 and all(part in err[0] for part in lines), err
+        return
+    assert len(err) == len(lines), err
+    for line, want in zip(err, lines):
+        assert want in line, (line, want)
+
+
+def test_a_spec_file_named_with_a_newline_gets_a_one_line_error(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    spec = tmp_path / "bad\nname.toml"
+    spec.write_text("[sweep\n")
+    assert main(["validate", str(spec)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "bad\\nname.toml" in line and "is not valid TOML" in line
