@@ -147,37 +147,39 @@ def cmd_run(args) -> int:
             bar = tqdm(total=n, unit="task", desc=f"rgsweep {spec.name}", dynamic_ncols=True,
                        disable=args.quiet)
 
-    try:
-        with _terminate_as_stop():
+    # the handler stays until the closing lines are printed: a second SIGTERM of a burst waits
+    # for the first one's stop instead of killing the driver half-way through it
+    with _terminate_as_stop():
+        try:
             summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
                                 address=args.address, progress=lambda k: bar.update(k),
                                 on_start=on_start, verify=not args.no_verify,
                                 check=not args.no_resource_check)
-    except ResourceError as err:
-        return _bad_input("\n".join(f"{line}; nothing was written (--no-resource-check runs it anyway)"
-                                     for line in err.problems))
-    except LockError as err:
-        return _bad_input(str(err))
-    except OSError as err:
-        return _environment(err, "results committed before it are intact; rerun to resume")
-    except StoreError as err:
-        return _environment(err)
-    except Interrupted as stop:
-        if bar is not None:
-            bar.close()
-        s = stop.summary
-        saved = s.run - len(s.failed)
-        print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {saved} task(s) finished and "
-              f"saved in this run, {s.skipped + saved} of {s.total} done in {s.out}; work in flight "
-              "was discarded; run the same command again to resume", file=sys.stderr)
-        return 128 + stop.signum
-    finally:
-        if bar is not None:
-            bar.close()
-    _closing_summary(summary, spec)
-    if args.report:
-        _report(out)
-    return summary.exit_code
+        except ResourceError as err:
+            return _bad_input("\n".join(f"{line}; nothing was written (--no-resource-check runs it anyway)"
+                                         for line in err.problems))
+        except LockError as err:
+            return _bad_input(str(err))
+        except OSError as err:
+            return _environment(err, "results committed before it are intact; rerun to resume")
+        except StoreError as err:
+            return _environment(err)
+        except Interrupted as stop:
+            if bar is not None:
+                bar.close()
+            s = stop.summary
+            saved = s.run - len(s.failed)
+            print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {saved} task(s) finished and "
+                  f"saved in this run, {s.skipped + saved} of {s.total} done in {s.out}; work in flight "
+                  "was discarded; run the same command again to resume", file=sys.stderr)
+            return 128 + stop.signum
+        finally:
+            if bar is not None:
+                bar.close()
+        _closing_summary(summary, spec)
+        if args.report:
+            _report(out)
+        return summary.exit_code
 
 
 @contextmanager
@@ -186,7 +188,13 @@ def _terminate_as_stop():
     does: work in flight killed, the lock released, one line, exit 143."""
     from .runner import Stop
 
+    stopping = False
+
     def stop(signum, frame):
+        nonlocal stopping
+        if stopping:  # a burst of SIGTERMs: the first one stops the run, the rest wait for it
+            return
+        stopping = True
         raise Stop(signum)
 
     if threading.current_thread() is not threading.main_thread():
@@ -324,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rgsweep: interrupted", file=sys.stderr)
         return 130
+    except BaseException as err:  # SIGTERM after the run itself was over (closing lines, report)
+        from .runner import Stop
+
+        if not isinstance(err, Stop):
+            raise
+        print("rgsweep: stopped by SIGTERM; every finished task is saved", file=sys.stderr)
+        return 128 + err.signum
 
 
 if __name__ == "__main__":
