@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
@@ -176,7 +177,10 @@ def cmd_run(args) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        _closing_summary(summary, spec)
+        try:
+            _closing_summary(summary, spec)
+        except BrokenPipeError:  # stdout closed by its reader (`| head`): the results are saved
+            _quiet_stdout()
         if args.report:
             _report(out)
         return summary.exit_code
@@ -323,10 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so that Python's flush at exit does
+    not fail again (the recipe of Python's signal documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `rgsweep status OUT | head -1`: the reader has what it wanted
+        _quiet_stdout()
+        return 0
     except OSError as err:  # the machine, not the input: disk full, permissions, a file for a folder
         return _environment(err)
     except KeyboardInterrupt:

@@ -133,3 +133,19 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert _run(spec, out) == EXIT_ENVIRONMENT
     assert _one_error_line(capsys) == f"rgsweep: error: {out} exists and is not a folder; choose another --out"
     assert out.read_text() == "mine\n"
+
+
+def test_stdout_closed_by_its_reader_is_not_a_failure(tmp_path):
+    """`rgsweep run SPEC | head -1`: the reader goes away before the closing lines; the run is
+    saved and exits 0 without a word on stderr (it was exit 3, '?: Broken pipe')."""
+    import sys
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.replace("samples = 3000", "samples = 100"))
+    out = tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--out", str(out),
+                               "--backend", "serial", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    driver.stdout.close()  # the reader is gone before anything is printed
+    stderr = driver.stderr.read().decode()
+    assert driver.wait(timeout=300) == 0 and stderr == ""
+    assert main(["status", str(out)]) == 0
