@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +178,18 @@ def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.Dat
     return pq.read_table(path, filesystem=fs).to_pandas()
 
 
+def _readable_record(fs, path: str) -> bool:
+    """A failure record is a diagnosis, not a result: one that cannot be read (a crash while a
+    driver wrote it, a copy gone wrong) is skipped with a warning instead of hiding the others."""
+    try:
+        pq.read_schema(path, filesystem=fs)
+        return True
+    except (OSError, ValueError) as err:  # ArrowInvalid is a ValueError
+        warnings.warn(f"skipped an unreadable failure record {path}: {str(err).splitlines()[0]}",
+                      stacklevel=3)
+        return False
+
+
 def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[str] | None = None,
                stale: bool = False, verify: bool | str = False) -> pd.DataFrame:
     """One table of the dataset as a DataFrame.
@@ -202,6 +215,7 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     if name == "failures":  # not committed by manifests: every well-named failure part
         files = sorted(i.path for i in _listing(fs, f"{root}/{name}")
                        if _FAILURE_PART.fullmatch(i.base_name) and _lattice_dir(i.path) is not None)
+        files = [f for f in files if _readable_record(fs, f)]
     else:
         files = _task_parts(out, fs, root, name, stale, verify)
     if not files:

@@ -96,3 +96,25 @@ def test_reader_and_writer_agree_on_the_layout():
                {"task_ids": ["0123456789abcdef"]}, {"task_ids": ["0123456789ABCDEF"]}]
     for record in records:
         assert (reader.plan_problem(record) is None) == (writer.plan_problem(record) is None), record
+
+
+def test_an_unreadable_failure_record_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    """Failure records are diagnoses without manifests: a garbage one (a driver killed while
+    writing it, a bad copy) is skipped with a warning, and the readable ones still load."""
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import load_spec
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "out"
+    victim = next(iter(make_plan(load_spec(spec))))
+    monkeypatch.setenv("RGSWEEP_FAIL_TASKS", victim.id)
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 1
+    good = read_table(out, "failures")
+    assert list(good["task_id"]) == [victim.id]
+    (out / "failures" / "L=4" / "part-0123456789abcdef-1.parquet").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="skipped an unreadable failure record .*part-0123456789abcdef-1"):
+        again = read_table(out, "failures")
+    assert again.equals(good)
+    monkeypatch.delenv("RGSWEEP_FAIL_TASKS")
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
