@@ -13,7 +13,9 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures.process import BrokenProcessPool
@@ -209,6 +211,32 @@ class ProcessBackend:
 
 
 @contextmanager
+def _signals_pass_through():
+    """Ray's blocking calls check for signals inside Cython and wrap an exception that a signal
+    handler raised (the CLI's Stop on SIGTERM) in a SystemError; raise the handler's own."""
+    try:
+        yield
+    except SystemError as err:
+        cause = err.__cause__
+        if cause is not None and not isinstance(cause, Exception):  # Stop, KeyboardInterrupt
+            raise cause from None
+        raise
+
+
+@contextmanager
+def _keep_sigterm_handler():
+    """``ray.init`` installs its own SIGTERM handler in the driver (it logs a stack and exits
+    with status 15); the driver's own (the CLI's stop: one line, exit 143) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
 def _environ(values: dict[str, str]):
     """os.environ with ``values`` set (over any existing value), restored on exit."""
     saved = {name: os.environ.get(name) for name in values}
@@ -277,6 +305,19 @@ class RayBackend:
         env = dict(THREAD_ENV)
         if os.environ.get(FAULT_ENV):
             env[FAULT_ENV] = os.environ[FAULT_ENV]
+        with _keep_sigterm_handler():
+            self._init(ray, env)
+        if self.workers is None:
+            self._resize()
+        # System failures (a worker process or a whole node lost) are retried by Ray; task
+        # exceptions never reach Ray: run_task turns them into failure outcomes.
+        self._run = ray.remote(num_cpus=1, max_retries=SYSTEM_RETRIES, num_returns=2)(_ray_run)
+        warm = ray.remote(num_cpus=1)(warmup)
+        with _signals_pass_through():
+            ray.get(warm.remote())  # one worker compiles and fills numba's cache ...
+            ray.get([warm.remote(0.2) for _ in range(min(self.workers, 64))])  # ... then all load it
+
+    def _init(self, ray, env: dict[str, str]) -> None:
         if ray.is_initialized():  # a Ray this process already joined (a notebook, a test session)
             self._started_here = False
         elif self.address is None:
@@ -296,14 +337,6 @@ class RayBackend:
         else:
             ray.init(address=self.address, log_to_driver=False, runtime_env={"env_vars": env})
             self._started_here = True
-        if self.workers is None:
-            self._resize()
-        # System failures (a worker process or a whole node lost) are retried by Ray; task
-        # exceptions never reach Ray: run_task turns them into failure outcomes.
-        self._run = ray.remote(num_cpus=1, max_retries=SYSTEM_RETRIES, num_returns=2)(_ray_run)
-        warm = ray.remote(num_cpus=1)(warmup)
-        ray.get(warm.remote())  # one worker compiles and fills numba's cache ...
-        ray.get([warm.remote(0.2) for _ in range(min(self.workers, 64))])  # ... then all load it
 
     def submit(self, task: Task, inputs: dict[str, Any]) -> Any:
         dep_ids = tuple(inputs)
@@ -315,7 +348,8 @@ class RayBackend:
     def wait(self, handles: list) -> list:
         import ray
 
-        done, _ = ray.wait(handles, num_returns=1)
+        with _signals_pass_through():
+            done, _ = ray.wait(handles, num_returns=1)
         return done
 
     def outcome(self, handle: Any) -> Outcome:
