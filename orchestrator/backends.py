@@ -174,7 +174,9 @@ class ProcessBackend:
             finished = [by_future[f] for f in done]
             if any(_broken(job.future) and job.lost < SYSTEM_RETRIES for job in finished):
                 self._replace_pool()
-                finished = [job for job in finished if not _broken(job.future)]
+                # a resubmitted job has a new future, still running: not finished (taking its
+                # outcome would block on it and fail it if the new pool died too)
+                finished = [job for job in finished if job.future.done() and not _broken(job.future)]
             if finished:
                 return finished
 

@@ -208,7 +208,8 @@ def _terminate_as_stop():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # once stopped, the rest of a burst is ignored until the process exits with 143
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if stopping else previous)
 
 
 def cmd_status(args) -> int:
