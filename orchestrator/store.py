@@ -450,8 +450,8 @@ class Store:
         try:
             if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
                 os.unlink(path)
-        except FileNotFoundError:
-            pass
+        except OSError:  # gone, or OUT turned read-only: the flock dies with the fd all the same,
+            pass         # and the error that stopped the run (not this one) is what gets reported
         finally:
             os.close(fd)
             self._lock_fd = None
