@@ -459,7 +459,7 @@ class SweepSpec:
 #: and report the spec's other errors in the same message.
 _PLACEHOLDERS = {("sweep", "name"): "spec", ("sweep", "seed"): 0, ("sweep", "lattice_sizes"): [8],
                  ("sweep", "temperatures"): [2.0]}
-_ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[([\w.]+)\] must be a table|([a-z_]+(?:\.[a-z_]+)*))")
+_ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[([\w.]+)\] must be a table|([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*))")
 MAX_ERRORS = 50
 
 
@@ -488,6 +488,11 @@ def _drop_broken(raw: dict, err: SpecError) -> bool:
     for key in path[:-1]:
         node = node.get(key) if isinstance(node, dict) else None
     if not isinstance(node, dict) or path[-1] not in node:
+        # a rule across keys that a default breaks too (rbm.held_out of too few samples): set
+        # its whole section aside so the errors of the other sections are still found
+        if len(path) > 1 and path[0] in raw and path[0] != "sweep":
+            del raw[path[0]]
+            return True
         return False
     if path in _PLACEHOLDERS:
         if node[path[-1]] == _PLACEHOLDERS[path]:
@@ -507,8 +512,9 @@ def parse_spec(raw: dict) -> SweepSpec:
         try:
             spec = _parse_first(work)
         except SpecError as err:
-            if str(err) not in errors:
-                errors.append(str(err))
+            rule = str(err).rsplit(", got ", 1)[0]
+            if not any(e.rsplit(", got ", 1)[0] == rule for e in errors):  # once per rule: the
+                errors.append(str(err))  # default that stands in for a broken key may break it too
             if isinstance(work, dict) and _drop_broken(work, err):
                 continue
             break

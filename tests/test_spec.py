@@ -202,6 +202,11 @@ GOOD_SWEEP = '[sweep]\nname = "x"\nseed = 1\nlattice_sizes = [8]\ntemperatures =
     ('[sampling]\nburnin = 3\n', ["[sweep] section is required", "unknown key 'sampling.burnin'"]),
     ('[sweep]\nname = "x y"\nseed = 1\nlattice_sizes = [8]\n',
      ["sweep.temperatures is required", "sweep.name must be"]),
+    # a rule across keys is reported once (not again for the default standing in for the key),
+    # and keys with digits (rbm.l1, rbm.l2) are set aside like any other
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "[2.0]") + "[sampling]\nsamples = 1\n[rbm]\nheld_out = 0.5\nl2 = -1\n"
+     "[rg_flow]\nepochs = 0\n",
+     ["rbm.l2 must be", "rbm.held_out must leave", "rg_flow.epochs must be", "sweep.temperatures must be at least 2"]),
     # a section of the wrong type is one error, not two
     ('[[sweep]]\nname = "a"\n', ["[sweep] must be a table"]),
     ('sweep = 3\n', ["[sweep] must be a table"]),
