@@ -458,7 +458,7 @@ class SweepSpec:
 #: Stand-ins for required [sweep] keys whose value is broken, so that validation can go on
 #: and report the spec's other errors in the same message.
 _PLACEHOLDERS = {("sweep", "name"): "spec", ("sweep", "seed"): 0, ("sweep", "lattice_sizes"): [8],
-                 ("sweep", "temperatures"): [2.0]}
+                 ("sweep", "temperatures"): [2.0, 2.5]}  # two: [rg_flow] needs a curve
 _ERROR_KEY = re.compile(r"^(?:unknown key '([^']+)'|\[([\w.]+)\] must be a table|([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*))")
 MAX_ERRORS = 50
 

@@ -207,6 +207,9 @@ GOOD_SWEEP = '[sweep]\nname = "x"\nseed = 1\nlattice_sizes = [8]\ntemperatures =
     (GOOD_SWEEP.replace("[2.0, 2.5]", "[2.0]") + "[sampling]\nsamples = 1\n[rbm]\nheld_out = 0.5\nl2 = -1\n"
      "[rg_flow]\nepochs = 0\n",
      ["rbm.l2 must be", "rbm.held_out must leave", "rg_flow.epochs must be", "sweep.temperatures must be at least 2"]),
+    # the stand-in for broken temperatures satisfies [rg_flow]'s rule (two of them): one line
+    (GOOD_SWEEP.replace("[2.0, 2.5]", "[0.0]") + "[rg_flow]\n", ["sweep.temperatures[0] must be >= 0.01"]),
+    ("[sampling]\nburnin = 1\n[rg_flow]\n", ["[sweep] section is required", "unknown key 'sampling.burnin'"]),
     # a section of the wrong type is one error, not two
     ('[[sweep]]\nname = "a"\n', ["[sweep] must be a table"]),
     ('sweep = 3\n', ["[sweep] must be a table"]),
