@@ -96,8 +96,8 @@ def test_estimates_grow_with_what_the_task_holds():
 
 def test_flow_estimate_counts_every_temperature_of_its_size():
     doc = {**SPEC, "rg_flow": {"epochs": 1}}
-    one = plan_of({**doc, "sweep": {**doc["sweep"], "temperatures": [2.2]}})
-    two = plan_of(doc)
+    one = plan_of(doc)  # two temperatures, then three
+    two = plan_of({**doc, "sweep": {**doc["sweep"], "temperatures": [2.2, 2.6, 3.0]}})
     flow1, flow2 = (next(t for t in p if t.kind == "flow" and t.L == 32) for p in (one, two))
     grow = task_estimate(flow2, two.by_id()).memory_bytes - task_estimate(flow1, one.by_id()).memory_bytes
     assert grow >= resources.TRAIN_PER_SPIN * 40_000 * 1024
