@@ -138,13 +138,11 @@ def check(plan: Plan, todo: list[Task], workers: int, here: Machine, memory: boo
         return problems
     big = max(todo, key=lambda t: est[t.id].memory_bytes)
     peak = est[big.id].memory_bytes
-    if not memory:
-        pass
-    elif peak > here.memory_total:
+    if memory and peak > here.memory_total:
         problems.append(f"the {_where(big)} needs about {fmt_bytes(peak)} of memory, more than this "
                         f"machine's {fmt_bytes(here.memory_total)}: make it smaller (sampling.samples, "
                         "rbm.n_hidden, lattice_sizes) or run it on a larger machine")
-    else:
+    elif memory:
         sizes = sorted((e.memory_bytes for e in est.values()), reverse=True)
         together = sum(sizes[:workers])
         if workers > 1 and together > here.memory_available:
