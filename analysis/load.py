@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,52 +21,20 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from contract import layout
+from contract.layout import FAILURE_PART, MANIFEST, filesystem, lattice_of, listing, plan_problem
+from contract.schemas import TABLES, TASK_TABLES
 
 __all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
            "read_part", "load", "Dataset", "unpack_spins"]
 
-TABLES = ("ising", "samples", "series", "rbm", "rbm_params", "free_energy", "spectra",
-          "rg_alignment", "transport", "rg_flow", "failures")
-
-
-def _fs_root(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
-    out = str(out)
-    if "://" in out:
-        fs, root = pafs.FileSystem.from_uri(out)
-        return fs, root.rstrip("/")
-    return pafs.LocalFileSystem(), str(Path(out).resolve())
-
-
-#: The tables each kind of task writes. The analysis layer reads the dataset from its files
-#: alone and imports nothing of the orchestrator; tests/test_loaders.py pins this mapping and
-#: the plan rule below to the writer's (``orchestrator.schemas``).
-TASK_TABLES = {"sample": ("samples", "series", "ising"),
-               "train": ("rbm_params", "free_energy", "spectra", "rg_alignment", "transport", "rbm"),
-               "flow": ("rg_flow", "rbm_params", "spectra", "rg_alignment")}
-_TASK_ID = re.compile(r"[0-9a-f]{16}")
-_MANIFEST = re.compile(r"(sample|train|flow)-([0-9a-f]{16})\.json")
-_FAILURE_PART = re.compile(r"part-[0-9a-f]{16}-\d+\.parquet")
-
-
-def _lattice_dir(path: str) -> int | None:
-    parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
-    return int(parent[2:]) if parent.startswith("L=") and parent[2:].isdigit() else None
-
-
-def _listing(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
-        return []
-    return [i for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
-            if i.type == pafs.FileType.File]
-
-
 def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
     """Every committed task: ``{task id: (kind, L, manifest path)}`` from the names of the
     manifests ``_tasks/L=<L>/<kind>-<id>.json``; other files there are ignored."""
-    fs, root = _fs_root(out)
+    fs, root = filesystem(out)
     found = {}
-    for info in _listing(fs, f"{root}/_tasks"):
-        match, L = _MANIFEST.fullmatch(info.base_name), _lattice_dir(info.path)
+    for info in listing(fs, f"{root}/{layout.MANIFESTS}"):
+        match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
         if match and L is not None:
             found[match.group(2)] = (match.group(1), L, info.path)
     return found
@@ -79,25 +45,13 @@ def committed_tasks(out: str | os.PathLike) -> set[str]:
     return set(committed_index(out))
 
 
-def plan_problem(record) -> str | None:
-    """Why a ``plan.json`` record is not one (None if it is): a plan names >= 1 task id."""
-    if not isinstance(record, dict):
-        return f"is {type(record).__name__}, not an object"
-    ids = record.get("task_ids")
-    if not isinstance(ids, list) or not ids:
-        return "has no list of task ids"
-    if not all(isinstance(i, str) and _TASK_ID.fullmatch(i) for i in ids):
-        return "has task ids that are not 16 hex digits"
-    return None
-
-
 def planned_tasks(out: str | os.PathLike) -> set[str] | None:
     """Task ids of the spec and code that last ran on OUT (``plan.json``); None if not recorded.
 
     Finished tasks outside this set are stale: results of an earlier spec, or of an earlier
     version of the code that computes their kind. They stay on disk, untouched.
     """
-    fs, root = _fs_root(out)
+    fs, root = filesystem(out)
     path = f"{root}/plan.json"
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
@@ -129,13 +83,13 @@ def _task_parts(out, fs: pafs.FileSystem, root: str, name: str, stale: bool,
     index = committed_index(out)  # one listing of _tasks serves the ids and the layout
     planned = None if stale else planned_tasks(out)
     keep = set(index) if planned is None else set(index) & planned
-    present = {i.path: i.size for i in _listing(fs, f"{root}/{name}")}
+    present = {i.path: i.size for i in listing(fs, f"{root}/{name}")}
     files = []
     for task_id in sorted(keep):
         kind, L, manifest = index[task_id]
         if name not in TASK_TABLES[kind]:
             continue
-        path = f"{root}/{name}/L={L}/part-{task_id}.parquet"
+        path = layout.part_path(root, name, L, task_id)
         if path not in present:
             raise ValueError(f"{path} is missing although task {task_id} is committed; the next "
                              "`rgsweep run` moves the task aside and recomputes it")
@@ -171,8 +125,8 @@ def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.Dat
     of the whole table on every call would dominate; the caller picks committed ids. A part
     that is not there (a table not copied with the rest) reads as an empty DataFrame.
     """
-    fs, root = _fs_root(out)
-    path = f"{root}/{name}/L={int(L)}/part-{task_id}.parquet"
+    fs, root = filesystem(out)
+    path = layout.part_path(root, name, L, task_id)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return pd.DataFrame()
     return pq.read_table(path, filesystem=fs).to_pandas()
@@ -209,12 +163,12 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
     """
     if name not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}, got {name!r}")
-    fs, root = _fs_root(out)
+    fs, root = filesystem(out)
     if fs.get_file_info(f"{root}/{name}").type != pafs.FileType.Directory:
         return pd.DataFrame(columns=columns or [])  # a table not written (or not copied) at all
     if name == "failures":  # not committed by manifests: every well-named failure part
-        files = sorted(i.path for i in _listing(fs, f"{root}/{name}")
-                       if _FAILURE_PART.fullmatch(i.base_name) and _lattice_dir(i.path) is not None)
+        files = sorted(i.path for i in listing(fs, f"{root}/{name}")
+                       if FAILURE_PART.fullmatch(i.base_name) and lattice_of(i.path) is not None)
         files = [f for f in files if _readable_record(fs, f)]
     else:
         files = _task_parts(out, fs, root, name, stale, verify)
@@ -233,11 +187,7 @@ def read_table(out: str | os.PathLike, name: str, filters=None, columns: list[st
 
 def unpack_spins(spins, L: int) -> np.ndarray:
     """The ``samples.spins`` column (1 bit per spin) as an int8 array (n, L, L) of +-1."""
-    rows = [np.frombuffer(b, dtype=np.uint8) for b in spins]
-    if not rows:
-        return np.empty((0, L, L), dtype=np.int8)
-    bits = np.unpackbits(np.stack(rows), axis=1, count=L * L)
-    return (2 * bits.astype(np.int8) - 1).reshape(-1, L, L)
+    return layout.unpack_spins(list(spins), L * L).reshape(-1, L, L)
 
 
 @dataclass
@@ -257,7 +207,7 @@ class Dataset:
 
     @property
     def sweep(self) -> dict:
-        fs, root = _fs_root(self.out)
+        fs, root = filesystem(self.out)
         with fs.open_input_stream(f"{root}/sweep.json") as f:
             return json.loads(f.read().decode())
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from contract.estimators import bures_wasserstein_sq
+
 from . import exact_reference as exact
 
 __all__ = ["GROUP", "SIGNATURE_LABELS", "training_stage", "final_checkpoint", "bures_wasserstein",
@@ -92,24 +94,9 @@ def _initial(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def bures_wasserstein(W1, W2) -> float:
-    """2-Wasserstein distance between N(0, W1 W1^T) and N(0, W2 W2^T).
-
-    ``W2^2 = ||W1||_F^2 + ||W2||_F^2 - 2 ||W1^T W2||_*`` (n_hidden x n_hidden work only).
-
-    Parameters
-    ----------
-    W1, W2 : array_like, shapes (n_visible, n_h1), (n_visible, n_h2).
-
-    Returns
-    -------
-    float >= 0
-    """
-    W1 = np.asarray(W1, dtype=np.float64)
-    W2 = np.asarray(W2, dtype=np.float64)
-    if W1.ndim != 2 or W2.ndim != 2 or W1.shape[0] != W2.shape[0]:
-        raise ValueError(f"W1, W2 must be 2-d with equal n_visible, got {W1.shape} and {W2.shape}")
-    nuclear = np.linalg.svd(W1.T @ W2, compute_uv=False).sum()
-    return float(np.sqrt(max(np.sum(W1**2) + np.sum(W2**2) - 2.0 * nuclear, 0.0)))
+    """2-Wasserstein distance between N(0, W1 W1^T) and N(0, W2 W2^T)
+    (:func:`contract.estimators.bures_wasserstein_sq`, a distance rather than its square)."""
+    return float(np.sqrt(bures_wasserstein_sq(W1, W2)))
 
 
 def _aggregate(per_task: pd.DataFrame, name: str) -> pd.DataFrame:

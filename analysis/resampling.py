@@ -11,7 +11,7 @@ Each block is stored as a histogram over the total energy E = N e (an integer on
 per-level sums of |m|, m^2, m^4. Every observable of this project is a ratio of such sums, so the
 same object serves plain averages, single- and multiple-histogram reweighting and their bootstrap.
 
-tau_int convention (as in ``workers.autocorr``): tau_int = 1/2 + sum_{t>=1} rho(t), cut at Sokal's
+tau_int convention (:mod:`contract.estimators`): tau_int = 1/2 + sum_{t>=1} rho(t), cut at Sokal's
 automatic window M >= c tau_int(M) (Sokal 1996, sec. 3; Madras & Sokal 1988).
 """
 
@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["integrated_time", "BlockedHistogram", "blocked_histogram", "bootstrap_weights",
+from contract.estimators import integrated_time
+
+__all__ = ["BlockedHistogram", "blocked_histogram", "bootstrap_weights",
            "BLOCK_TAUS", "MIN_BLOCKS", "MAX_BLOCKS"]
 
 BLOCK_TAUS = 20
@@ -33,40 +35,6 @@ MIN_BLOCKS = 16
 MAX_BLOCKS = 100
 """More blocks buy little and cost memory (four n_blocks x n_levels arrays per run); raised to
 two blocks per chain when there are more chains, so that no chain's data is dropped."""
-
-
-def integrated_time(x, c: float = 5.0) -> float:
-    """Integrated autocorrelation time of a 1-d series, Sokal's automatic window.
-
-    ``tau_int = 1/2 + sum_{t=1}^{M} rho(t)`` with M the smallest lag such that
-    ``M >= c tau_int(M)``; rho from the biased FFT autocovariance. Independent samples give
-    1/2; a constant series gives 1/2.
-
-    Parameters
-    ----------
-    x : array_like, shape (n,)
-    c : float, Sokal's window constant (4-6 for nearly exponential decay).
-
-    Returns
-    -------
-    float, in units of the series spacing.
-
-    References
-    ----------
-    A. D. Sokal, Monte Carlo Methods in Statistical Mechanics (Cargese 1996), sec. 3.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1 or x.size < 2:
-        raise ValueError(f"x must be a 1-d series of at least 2 points, got shape {x.shape}")
-    if np.ptp(x) == 0:
-        return 0.5
-    n = x.size
-    size = 1 << int(2 * n - 1).bit_length()  # zero padding: linear, not circular, correlation
-    f = np.fft.rfft(x - x.mean(), n=size)
-    acov = np.fft.irfft(f * np.conjugate(f), n=size)[:n]
-    taus = np.cumsum(acov / acov[0]) - 0.5
-    ok = np.arange(n) >= c * taus
-    return float(taus[np.argmax(ok)] if ok.any() else taus[-1])
 
 
 @dataclass(frozen=True)
@@ -157,7 +125,7 @@ def blocked_histogram(e, m, L: int, T: float, chain=None, block_length: int | No
     n_total = sum(p[0].size for p in parts)
     if n_total < 2 * MIN_BLOCKS:
         raise ValueError(f"need at least {2 * MIN_BLOCKS} measurements for L={L}, T={T}, got {n_total}")
-    tau = float(np.mean([max(integrated_time(pe), integrated_time(np.abs(pm))) for pe, pm in parts]))
+    tau = float(np.mean([max(integrated_time(pe, quiet=True), integrated_time(np.abs(pm), quiet=True)) for pe, pm in parts]))
     if block_length is None:
         # blocks per chain k from the shortest chain, then block_length = shortest // k, so a chain
         # loses fewer than k measurements to rounding (none when its length is a multiple)

@@ -384,7 +384,7 @@ def suite_scaling(quick: bool) -> list[dict]:
     import numpy as np
     from workers.ising import simulate
     from workers.ising import _interpolate, _TAU_METROPOLIS, _TAU_WOLFF  # run-length guesses
-    from workers.observables import chain_integrated_time
+    from contract.estimators import chain_integrated_time
 
     out = []
     sizes = (8, 16, 32) if quick else (8, 16, 32, 64, 128, 256)

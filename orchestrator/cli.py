@@ -217,7 +217,7 @@ def cmd_status(args) -> int:
     from .spec import parse_spec
     from .store import Store
 
-    from .schemas import sweep_problem
+    from contract.layout import sweep_problem
     from .store import StoreError
 
     store = Store(args.out)

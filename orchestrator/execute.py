@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from .plan import Task
-from .schemas import SCHEMAS, TASK_TABLES
+from contract.schemas import SCHEMAS, TASK_TABLES
 from .store import encode_part
 
 __all__ = ["PAYLOAD_TABLES", "payload_of", "FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator
 
-from .schemas import SCHEMA_VERSION
+from contract.estimators import block_sizes
+from contract.schemas import SCHEMA_VERSION
+
 from .spec import SweepSpec, resolve_learning_rate, resolve_units
 
 __all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
@@ -118,8 +120,7 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
     """One config per (hidden size, seed) of ``[rbm]`` for one sample task."""
     r = spec.rbm
     L = sample.L
-    block_sizes = ([b for b in range(2, L // 2 + 1) if L % b == 0] if spec.analysis.block_sizes == "auto"
-                   else [b for b in spec.analysis.block_sizes if L % b == 0 and b <= L // 2])
+    chosen = block_sizes(L, spec.analysis.block_sizes)
     for n_hidden in dict.fromkeys(resolve_units(nh, L * L) for nh in r.n_hidden):
         for seed in r.seeds:
             yield {
@@ -133,7 +134,7 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
                 "max_exact_units": r.max_exact_units, "gibbs_chains": r.gibbs_chains,
                 "gibbs_steps": r.gibbs_steps, "centering": r.centering, "flip_moves": r.flip_moves,
                 "averaging": r.averaging,
-                "block_sizes": block_sizes, "seed": spec.seed,
+                "block_sizes": chosen, "seed": spec.seed,
             }
 
 
@@ -163,7 +164,7 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[dict, tup
         "averaging": r.averaging if r else 0.0,
         "sources": [[s.T, s.id] for s in by_L[L]],
         "curves": [[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
-        "block_sizes": [b for b in range(2, L // 2 + 1) if L % b == 0],
+        "block_sizes": block_sizes(L, spec.analysis.block_sizes),
     }
     deps = tuple(s.id for s in by_L[L]) + tuple(s.id for Lc in coarse for s in by_L[Lc])
     return config, deps

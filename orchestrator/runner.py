@@ -23,7 +23,8 @@ from . import __version__, resources
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .plan import CODE_VERSIONS, Plan, Task, make_plan
-from .schemas import SCHEMA_VERSION, SCHEMAS, plan_problem, sweep_problem
+from contract.layout import plan_problem, sweep_problem
+from contract.schemas import SCHEMA_VERSION, SCHEMAS
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 

@@ -1,15 +1,6 @@
 """The dataset on disk: one Parquet part per task per table, written atomically, committed by a manifest.
 
-Layout (README, "The dataset")::
-
-    OUT/sweep.json                                  validated spec, versions, schema, history
-    OUT/plan.json                                   task ids of the last run's spec and code
-    OUT/<table>/L=<L>/part-<task_id>.parquet        one file per task per table
-    OUT/failures/L=<L>/part-<task_id>-<attempt>.parquet
-    OUT/_tasks/L=<L>/<kind>-<task_id>.json          the task's manifest: its parts, sizes, SHA-256
-    OUT/_damaged/<when>/...                         parts found damaged, moved aside (never deleted)
-    OUT/.rgsweep.lock                               held by the one driver writing to OUT
-
+Where every file lives is :mod:`contract.layout` (shared with the loaders in ``analysis``).
 A task is done when its manifest exists.  The manifest is written after all of the task's
 parts, so a driver killed half-way leaves parts without a manifest: they are not results (the
 loaders skip them) and the retry replaces them.  Every local write goes to a dot-prefixed
@@ -37,21 +28,16 @@ import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .schemas import SCHEMAS, TASK_TABLES
+from contract.layout import (DAMAGED, LOCK, MANIFEST, MANIFESTS, PART, TEMPORARY, filesystem, lattice_of,
+                             listing, manifest_path, part_path)
+from contract.schemas import SCHEMAS, TASK_TABLES
 
 __all__ = ["Store", "StoreError", "LockError", "DamagedRecord", "Manifest", "encode_part"]
-
-#: The temporary files of an atomic write: ``.<final name>.<32 hex digits>.tmp``.
-_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
-_PART = re.compile(r"^part-([0-9a-f]{16})(?:-(\d+))?\.parquet$")
-_MANIFEST = re.compile(r"^(sample|train|flow)-([0-9a-f]{16})\.json$")
-MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
 
 
 class StoreError(RuntimeError):
@@ -133,44 +119,29 @@ class Store:
     """One output dataset, on a local path or any filesystem URI pyarrow understands."""
 
     def __init__(self, out: str | os.PathLike):
-        out = str(out)
-        if "://" in out:
-            self.fs, root = pafs.FileSystem.from_uri(out)
-            self.root = root.rstrip("/")
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), str(Path(out).resolve())
-        self.uri = out
+        self.fs, self.root = filesystem(out)
+        self.uri = str(out)
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
 
     # -- paths and listings ----------------------------------------------------------------
 
     def part_path(self, table: str, L: int, task_id: str, attempt: int | None = None) -> str:
-        suffix = f"-{attempt}" if attempt is not None else ""
-        return f"{self.root}/{table}/L={L}/part-{task_id}{suffix}.parquet"
+        return part_path(self.root, table, L, task_id, attempt)
 
     def manifest_path(self, kind: str, L: int, task_id: str) -> str:
-        return f"{self.root}/{MANIFESTS}/L={L}/{kind}-{task_id}.json"
+        return manifest_path(self.root, kind, L, task_id)
 
     def exists(self) -> bool:
         return self.fs.get_file_info(self.root).type == pafs.FileType.Directory
 
     def _files(self, sub: str) -> list[pafs.FileInfo]:
-        base = f"{self.root}/{sub}"
-        if self.fs.get_file_info(base).type != pafs.FileType.Directory:
-            return []
-        return [i for i in self.fs.get_file_info(pafs.FileSelector(base, recursive=True))
-                if i.type == pafs.FileType.File]
-
-    @staticmethod
-    def _lattice(info: pafs.FileInfo) -> int | None:
-        parent = info.path.rsplit("/", 2)[-2] if info.path.count("/") >= 2 else ""
-        return int(parent[2:]) if parent.startswith("L=") and parent[2:].isdigit() else None
+        return listing(self.fs, f"{self.root}/{sub}")
 
     def parts(self, table: str) -> list[Part]:
         """All part files of one table (one listing per table, not per task)."""
         found = []
         for info in self._files(table):
-            match, L = _PART.match(info.base_name), self._lattice(info)
+            match, L = PART.fullmatch(info.base_name), lattice_of(info.path)
             if match and L is not None:
                 found.append(Part(table, L, match.group(1), info.path, info.size))
         return found
@@ -179,7 +150,7 @@ class Store:
         """Every committed task, from one listing of ``_tasks/``."""
         found = {}
         for info in self._files(MANIFESTS):
-            match, L = _MANIFEST.match(info.base_name), self._lattice(info)
+            match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
             if match and L is not None:
                 found[match.group(2)] = Manifest(match.group(1), L, match.group(2), info.path)
         return found
@@ -300,7 +271,7 @@ class Store:
 
     def relative_part_path(self, table: str, L: int, task_id: str) -> str:
         """A part's path relative to OUT: what its manifest must record."""
-        return self.part_path(table, L, task_id)[len(self.root) + 1:]
+        return part_path("", table, L, task_id)
 
     def _check(self, manifest: Manifest, sizes: dict[str, int], full: bool) -> str | None:
         """Why the task's committed files are damaged, or None if they are intact.
@@ -382,7 +353,7 @@ class Store:
         removed = 0
         for directory, _, files in os.walk(self.root):
             for name in files:
-                if _TEMPORARY.fullmatch(name):  # ours only: a user's own .notes.tmp stays
+                if TEMPORARY.fullmatch(name):  # ours only: a user's own .notes.tmp stays
                     os.unlink(os.path.join(directory, name))
                     removed += 1
         return removed

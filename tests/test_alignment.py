@@ -8,9 +8,9 @@ from scipy.special import comb, expit
 from workers.alignment import (
     block_alignment,
     block_correlation,
-    block_sizes_for,
     periodic_box_sums,
 )
+from contract.estimators import block_sizes
 
 
 def _block_sites(L, b, row, col):
@@ -74,21 +74,15 @@ def exact_block_correlation(B, weight, c):
     return cov / np.sqrt((pk @ x**2 - ex**2) * (pk @ y**2 - ey**2))
 
 
-def test_block_sizes_auto_and_validated_lists():
-    assert block_sizes_for(8) == [2, 4]
-    assert block_sizes_for(16, "auto") == [2, 4, 8]
-    assert block_sizes_for(12) == [2, 3, 4, 6]
-    assert block_sizes_for(7) == [] and block_sizes_for(2) == []
-    assert block_sizes_for(8, [4, 2]) == [2, 4]
-    assert block_sizes_for(8, (np.int64(8), 1)) == [1, 8]
-    with pytest.raises(ValueError, match="divide L=8"):
-        block_sizes_for(8, [3])
-    with pytest.raises(ValueError, match="duplicates"):
-        block_sizes_for(8, [2, 2])
-    with pytest.raises(ValueError, match="integers"):
-        block_sizes_for(8, [2.0])
-    with pytest.raises(ValueError, match="auto"):
-        block_sizes_for(8, "all")
+def test_block_sizes_auto_and_chosen():
+    """One rule for every layer: "auto" is every divisor 2 <= b <= L/2; a chosen list (one list
+    for all lattice sizes of a sweep) keeps the b that divide L with b <= L/2, ascending."""
+    assert block_sizes(8) == [2, 4]
+    assert block_sizes(16, "auto") == [2, 4, 8]
+    assert block_sizes(12) == [2, 3, 4, 6]
+    assert block_sizes(7) == [] and block_sizes(2) == []
+    assert block_sizes(8, (4, 2)) == [2, 4]
+    assert block_sizes(16, (2, 3, 8, 16)) == [2, 8]
 
 
 @pytest.mark.parametrize("b", [1, 2, 3, 5])

@@ -1,4 +1,4 @@
-"""RBM signatures against T: synthetic tables that follow orchestrator.schemas exactly.
+"""RBM signatures against T: synthetic tables that follow contract.schemas exactly.
 
 Exact: the Bures-Wasserstein distance against the full-matrix formula and workers.transport.
 Statistical: a signature curve with a known peak / inflection is located within its error bar.
@@ -20,7 +20,7 @@ from scipy import linalg
 from analysis import read_table
 from analysis.rbm_signatures import (bures_wasserstein, feature_location, signature_features,
                                      signature_table, transport_speed)
-from orchestrator.schemas import SCHEMAS
+from contract.schemas import SCHEMAS
 
 PEAK_T = 2.35
 
@@ -117,16 +117,13 @@ def _tables(out):
                                                       "rbm_params")}
 
 
-def test_bures_wasserstein_matches_full_formula_and_workers():
-    from workers.transport import bures_wasserstein_sq
-
+def test_bures_wasserstein_matches_full_formula():
     rng = np.random.default_rng(0)
     W1, W2 = rng.standard_normal((16, 3)), rng.standard_normal((16, 5))
     S1, S2 = W1 @ W1.T, W2 @ W2.T
     r1 = linalg.sqrtm(S1)
     full = np.trace(S1) + np.trace(S2) - 2 * np.trace(linalg.sqrtm(r1 @ S2 @ r1)).real
     assert bures_wasserstein(W1, W2) ** 2 == pytest.approx(full, rel=1e-6)
-    assert bures_wasserstein(W1, W2) ** 2 == pytest.approx(bures_wasserstein_sq(W1, W2), rel=1e-10)
     Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     assert bures_wasserstein(W1, W1 @ Q) == pytest.approx(0, abs=1e-6)
     with pytest.raises(ValueError):

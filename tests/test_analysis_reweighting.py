@@ -10,7 +10,8 @@ an AR(1) chain. Behavioural: blocking of multi-chain series.
 import numpy as np
 import pytest
 
-from analysis.resampling import BlockedHistogram, blocked_histogram, bootstrap_weights, integrated_time
+from analysis.resampling import BlockedHistogram, blocked_histogram, bootstrap_weights
+from contract.estimators import integrated_time
 from analysis.reweighting import multi_histogram, reweight_single
 from analysis.thermodynamics import bootstrap_observables
 from analysis.transition import reweighted_peaks
@@ -131,7 +132,7 @@ def test_sokal_tau_on_ar1():
     window = 5 * exact
     err = exact * np.sqrt(2 * (2 * window + 1) / n)  # Madras-Sokal
     assert abs(tau - exact) < 3 * err
-    assert integrated_time(np.ones(10)) == 0.5
+    assert integrated_time(np.ones(10), quiet=True) == 0.5
 
 
 def test_chains_are_blocked_independently(enumeration):
@@ -179,7 +180,7 @@ def test_load_histograms_reads_multichain_series(enumeration, tmp_path):
     import pyarrow.parquet as pq
 
     from analysis.thermodynamics import load_histograms
-    from orchestrator.schemas import SCHEMAS
+    from contract.schemas import SCHEMAS
 
     rng = np.random.default_rng(8)
     e, m = _iid_series(enumeration, 2.3, 64 * 50, rng)

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import lfilter
 
-from workers.autocorr import (AutocorrError, auto_window, autocorr_function, integrated_time,
+from contract.estimators import (AutocorrError, auto_window, autocorr_function, integrated_time,
                               integrated_time_error)
 from workers.observables import jackknife_blocks, n_jackknife_blocks, thermodynamics
 

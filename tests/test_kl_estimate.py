@@ -16,7 +16,8 @@ from workers.exact import kaufman
 from workers.free_energy import ising_energy, kl_estimate, rbm_free_energy
 from workers.partition import log_partition, log_partition_exact
 from workers.rbm import RBM
-from workers.tasks import sample_task, samples_array
+from contract.layout import samples_array
+from workers.tasks import sample_task
 
 L, N = 4, 16
 TEMPS = (1.8, 2.269185, 2.6, 3.2)

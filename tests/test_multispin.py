@@ -13,7 +13,8 @@ from workers.lattice import random_lattice, total_energy, total_magnetization
 from workers.multispin import (_count_bits, _multispin_reference, multispin_sweeps, pack_replicas,
                                random_replicas, replica_energy_magnetization, threshold_digits,
                                unpack_replicas)
-from workers.observables import chain_integrated_time, thermodynamics
+from contract.estimators import chain_integrated_time
+from workers.observables import thermodynamics
 from workers.rng import _reference_xoroshiro128pp, make_rng_state, random_words
 
 SEED = 8675309

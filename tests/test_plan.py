@@ -99,7 +99,7 @@ def test_code_versions_enter_the_ids_of_their_kind():
     import json
 
     from orchestrator.plan import CODE_VERSIONS, task_id
-    from orchestrator.schemas import SCHEMA_VERSION
+    from contract.schemas import SCHEMA_VERSION
 
     cfg = {"L": 8, "T": 2.5, "seed": 1}
 

@@ -12,7 +12,7 @@ import pytest
 from analysis import load, read_table
 from orchestrator.cli import main
 from orchestrator.plan import make_plan
-from orchestrator.schemas import TIMING_COLUMNS
+from contract.schemas import TIMING_COLUMNS
 from orchestrator.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
-from workers.autocorr import integrated_time
+from contract.estimators import integrated_time
 from workers.ising import TC, choose_algorithm, simulate
 from workers.observables import thermodynamics
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from workers.tasks import sample_task, samples_array
+from contract.layout import samples_array
+from workers.tasks import sample_task
 
 
 def _run(symmetrize, T=1.8, L=16, n=2000):

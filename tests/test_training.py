@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from workers.ising import simulate
-from workers.tasks import pack_spins
+from contract.layout import pack_spins
 from workers.training import chain_order, held_out_split, stored_chains, train_task
 
 SAMPLE_ID = "0123456789abcdef"

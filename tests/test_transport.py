@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from workers.transport import (
-    bures_wasserstein_full,
-    bures_wasserstein_sq,
-    transport_path,
-    wasserstein1,
-)
+from contract.estimators import bures_wasserstein_sq
+from workers.transport import bures_wasserstein_full, transport_path, wasserstein1
 
 
 def _orthogonal(rng, k):

@@ -20,41 +20,7 @@ trained RBM against; scores near 1 mean a genuinely block-local field.
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["block_sizes_for", "block_alignment", "block_correlation", "periodic_box_sums"]
-
-
-def block_sizes_for(L, spec="auto"):
-    """Block sizes to analyse on an L x L lattice.
-
-    Parameters
-    ----------
-    L : int
-        Linear lattice size, >= 1.
-    spec : "auto" or sequence of int
-        "auto": every b dividing L with 2 <= b <= L // 2 (empty for L < 4 or L prime).
-        A sequence: each b must be an integer with 1 <= b <= L and b | L (docs/conventions.md asks
-        b | L so that blocks tile the lattice); duplicates are rejected.
-
-    Returns
-    -------
-    list of int, ascending
-    """
-    if isinstance(L, bool) or int(L) != L or L < 1:
-        raise ValueError(f"L must be a positive integer, got {L!r}")
-    L = int(L)
-    if isinstance(spec, str):
-        if spec != "auto":
-            raise ValueError(f'block_sizes must be "auto" or a list of integers, got {spec!r}')
-        return [b for b in range(2, L // 2 + 1) if L % b == 0]
-    sizes = list(spec)
-    for b in sizes:
-        if isinstance(b, (bool, float)) or int(b) != b:
-            raise ValueError(f"block_sizes entries must be integers, got {b!r}")
-        if not 1 <= b <= L or L % b != 0:
-            raise ValueError(f"block_sizes entry {b} must divide L={L} and lie in [1, {L}]")
-    if len(set(int(b) for b in sizes)) != len(sizes):
-        raise ValueError(f"block_sizes has duplicates: {sizes}")
-    return sorted(int(b) for b in sizes)
+__all__ = ["block_alignment", "block_correlation", "periodic_box_sums"]
 
 
 def periodic_box_sums(A, b):
@@ -114,7 +80,7 @@ def block_alignment(W, L, b):
     L : int
         Linear lattice size.
     b : int
-        Block size, 1 <= b <= L (normally b | L, see `block_sizes_for`).
+        Block size, 1 <= b <= L (normally b | L, see :func:`contract.estimators.block_sizes`).
 
     Returns
     -------

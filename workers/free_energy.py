@@ -7,7 +7,8 @@ site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm`: F(v) = -a.v
 
 import numpy as np
 
-from .autocorr import integrated_time
+from contract.estimators import integrated_time
+
 from .exact import ising_energy  # re-exported: the Hamiltonian the RBM is compared with
 
 __all__ = ["rbm_free_energy", "nll_per_spin", "kl_per_spin", "kl_estimate", "heff_fit",

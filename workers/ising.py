@@ -47,12 +47,13 @@ import time
 import numpy as np
 from numba import njit
 
+from contract.estimators import chain_integrated_time
+
 from .exact import TC
 from .lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
 from .metropolis import _metropolis_sweeps, acceptance_thresholds
 from .multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
                         _unpack_rows, random_replicas, threshold_digits)
-from .observables import chain_integrated_time
 from .rng import child_seed_sequence, make_rng_state
 from .wolff import _add_threshold, _wolff_sweep_equivalents, _wolff_updates, cluster_stack
 

@@ -10,7 +10,7 @@ measurements, N = L**2 and beta = 1/T:
 Errors:
 
 - means (e, |m|): ``err = sqrt(2 tau_int var / n)`` with tau_int from
-  :func:`workers.autocorr.integrated_time` (convention ``tau_int = 1/2 + sum_t rho(t)``);
+  :func:`contract.estimators.integrated_time` (convention ``tau_int = 1/2 + sum_t rho(t)``);
 - C, chi, U_4 are non-linear in the means, so they use a jackknife over K contiguous blocks.
   K is chosen so that each block spans at least 20 tau_max (tau_max the larger of tau_int(e)
   and tau_int(|m|)), which makes block means nearly independent, clipped to 20 <= K <= 50:
@@ -38,13 +38,12 @@ B. Efron, "The Jackknife, the Bootstrap and Other Resampling Plans" (1982).
 
 import numpy as np
 
-from .autocorr import auto_window, integrated_time
+from contract.estimators import chain_integrated_time
 
 __all__ = [
     "thermodynamics",
     "jackknife_blocks",
     "n_jackknife_blocks",
-    "chain_integrated_time",
 ]
 
 _MIN_BLOCKS = 20
@@ -94,45 +93,6 @@ def jackknife_blocks(columns, estimator, n_blocks):
     mean_leave_out = leave_out.mean()
     error = np.sqrt((K - 1) / K * np.sum((leave_out - mean_leave_out) ** 2))
     return float(K * full - (K - 1) * mean_leave_out), float(error)
-
-
-def chain_integrated_time(x, c=5.0):
-    """tau_int of one series, or of K independent chains of the same process.
-
-    Parameters
-    ----------
-    x : array_like, shape (n,) or (n, K)
-        One column per chain.
-    c : float
-        Sokal window constant (:func:`workers.autocorr.integrated_time`).
-
-    Returns
-    -------
-    float
-        For 1-D input, :func:`workers.autocorr.integrated_time` (quiet). For 2-D input,
-        ``1/2 + sum_{t=1}^{M} rho(t)`` with ``rho(t) = C(t) / C(0)``,
-        ``C(t) = (1 / (K n)) sum_k sum_s (x_{s,k} - xbar)(x_{s+t,k} - xbar)`` about the mean
-        ``xbar`` of *all* chains, and M Sokal's window on it. Pooling the chains makes the
-        window far less noisy than K separate estimates, and the common mean avoids the
-        -O(tau / n) bias that subtracting each short chain's own mean puts into every lag
-        (at n = 30 tau it underestimated tau by about a third).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        return integrated_time(x, c=c, quiet=True)
-    if x.ndim != 2 or x.size == 0:
-        raise ValueError(f"x must be 1-d or 2-d (n, chains) and non-empty, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("x must be finite")
-    n = x.shape[0]
-    d = x - x.mean()
-    if not np.any(d):
-        return 0.5  # no fluctuations: white-noise limit, as autocorr_function does
-    size = 1 << int(2 * n - 1).bit_length()  # zero padding: linear, not circular, correlation
-    f = np.fft.rfft(d, n=size, axis=0)
-    acov = np.fft.irfft(f * np.conjugate(f), n=size, axis=0)[:n].sum(axis=1)
-    taus = np.cumsum(acov / acov[0]) - 0.5
-    return float(taus[auto_window(taus, c)])
 
 
 def _mean_and_error(x, tau):

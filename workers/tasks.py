@@ -13,37 +13,14 @@ import time
 
 import numpy as np
 
+from contract.layout import pack_spins
+
 from .exact import kaufman
 from .ising import simulate
 from .observables import thermodynamics
 from .rng import child_seed_sequence
 
-__all__ = ["RUNNERS", "sample_task", "symmetrize", "pack_spins", "unpack_spins", "samples_array",
-           "warmup"]
-
-
-def pack_spins(samples: np.ndarray) -> list[bytes]:
-    """Configurations (n, N) int8 +-1 -> one ``bytes`` per row, 1 bit per spin (+1 -> bit 1).
-
-    Bits are in site order i = row*L + col, most significant bit first (``numpy.packbits``).
-    """
-    bits = np.packbits(np.asarray(samples) > 0, axis=1)
-    return [row.tobytes() for row in bits]
-
-
-def unpack_spins(packed, n_sites: int) -> np.ndarray:
-    """Inverse of :func:`pack_spins`: a sequence of ``bytes`` -> (n, n_sites) int8 +-1."""
-    rows = [np.frombuffer(b, dtype=np.uint8) for b in packed]
-    if not rows:
-        return np.empty((0, n_sites), dtype=np.int8)
-    bits = np.unpackbits(np.stack(rows), axis=1, count=n_sites)
-    return (2 * bits.astype(np.int8) - 1).astype(np.int8)
-
-
-def samples_array(samples, n_sites: int) -> np.ndarray:
-    """A ``samples`` table (index, spins packed) -> (n, n_sites) int8 +-1 in stored order."""
-    order = np.argsort(np.asarray(samples.column("index")))
-    return unpack_spins(samples.column("spins").to_pylist(), n_sites)[order]
+__all__ = ["RUNNERS", "sample_task", "symmetrize", "warmup"]
 
 
 def symmetrize(samples: np.ndarray, seed_seq: np.random.SeedSequence) -> np.ndarray:

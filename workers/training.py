@@ -32,13 +32,14 @@ import time
 
 import numpy as np
 
+from contract.layout import samples_array
+
 from .exact import kaufman
 from .free_energy import heff_fidelity, ising_energy, kl_estimate, nll_per_spin, rbm_free_energy
 from .observables import thermodynamics
 from .partition import log_partition
 from .rbm import RBM
 from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
-from .tasks import samples_array
 from .multispin import N_REPLICAS
 from .transport import transport_path, wasserstein1
 

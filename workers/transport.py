@@ -20,61 +20,9 @@ W -> W Q.
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-__all__ = ["bures_wasserstein_sq", "bures_wasserstein_full", "transport_path", "wasserstein1"]
+from contract.estimators import bures_wasserstein_sq, check_factor
 
-
-def _validate_factor(W, name):
-    W = np.asarray(W, dtype=np.float64)
-    if W.ndim != 2 or W.shape[0] < 1 or W.shape[1] < 1:
-        raise ValueError(f"{name} must be a non-empty 2-D array (n_visible, n_hidden), "
-                         f"got {W.shape}")
-    if not np.all(np.isfinite(W)):
-        raise ValueError(f"{name} must be finite")
-    return W
-
-
-def _thin_factor(W):
-    """A factor F with F F^T = W W^T and min(n_v, n_h) columns."""
-    n_v, n_h = W.shape
-    if n_h <= n_v:
-        return W
-    # W^T = Q R  =>  W W^T = R^T R, and R^T is n_v x n_v.
-    return np.linalg.qr(W.T, mode="r").T
-
-
-def bures_wasserstein_sq(W1, W2):
-    """Squared 2-Wasserstein distance between N(0, W1 W1^T) and N(0, W2 W2^T), small side.
-
-    Parameters
-    ----------
-    W1 : array_like, shape (n_visible, n_hidden_1)
-    W2 : array_like, shape (n_visible, n_hidden_2)
-        The hidden sizes may differ.
-
-    Returns
-    -------
-    float
-        ``||W1||_F^2 + ||W2||_F^2 - 2 ||W1^T W2||_*``, >= 0.
-
-    Notes
-    -----
-    Evaluated as the Procrustes residual ``||W1 - W2 Q||_F^2`` with Q = V U^T from the SVD
-    ``W1^T W2 = U S V^T`` (after zero-padding both factors to a common width, which leaves
-    W W^T unchanged; factors wider than n_visible are first reduced by QR). This equals the
-    formula above exactly in exact arithmetic but is a sum of squares, so it is non-negative
-    and keeps full relative accuracy when W1 ~ W2 (the three-term form cancels down to an
-    absolute error ~ eps ||W||^2, i.e. ~1e-8 ||W|| on the distance).
-    """
-    W1 = _thin_factor(_validate_factor(W1, "W1"))
-    W2 = _thin_factor(_validate_factor(W2, "W2"))
-    if W1.shape[0] != W2.shape[0]:
-        raise ValueError(f"W1 and W2 need the same n_visible, got {W1.shape[0]} and {W2.shape[0]}")
-    k = max(W1.shape[1], W2.shape[1])
-    W1 = np.pad(W1, ((0, 0), (0, k - W1.shape[1])))
-    W2 = np.pad(W2, ((0, 0), (0, k - W2.shape[1])))
-    U, _, Vt = np.linalg.svd(W1.T @ W2)
-    R = W1 - W2 @ (Vt.T @ U.T)
-    return float(np.sum(R * R))
+__all__ = ["bures_wasserstein_full", "transport_path", "wasserstein1"]
 
 
 def _psd_eigvals_clean(lam, n):
@@ -132,7 +80,7 @@ def transport_path(Ws):
         path_length = cumsum(w2_to_prev). Values are distances W2 = sqrt(W2^2), not squares,
         so the path length is a length (W2 is a metric; path_length >= w2_to_init).
     """
-    Ws = [_validate_factor(W, f"Ws[{k}]") for k, W in enumerate(Ws)]
+    Ws = [check_factor(W, f"Ws[{k}]") for k, W in enumerate(Ws)]
     if not Ws:
         raise ValueError("Ws must contain at least one checkpoint")
     to_init = np.zeros(len(Ws))

@@ -8,11 +8,9 @@ every task id, so old results are never mistaken for new ones.
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 
-__all__ = ["SCHEMA_VERSION", "SCHEMAS", "TIMING_COLUMNS", "TASK_TABLES", "plan_problem", "sweep_problem"]
+__all__ = ["SCHEMA_VERSION", "SCHEMAS", "TABLES", "TIMING_COLUMNS", "TASK_TABLES"]
 
 SCHEMA_VERSION = 2
 
@@ -103,32 +101,8 @@ TASK_TABLES = {
     "flow": ("rg_flow", "rbm_params", "spectra", "rg_alignment"),
 }
 
+#: Every table, in the order the README documents them.
+TABLES = tuple(SCHEMAS)
+
 #: Columns that measure the machine rather than the physics; excluded when comparing runs.
 TIMING_COLUMNS = frozenset({"wall_s", "flips_per_ns", "train_samples_per_s", "failed_at"})
-
-
-_TASK_ID = re.compile(r"[0-9a-f]{16}")
-
-
-def plan_problem(record) -> str | None:
-    """Why a ``plan.json`` record is not one (None if it is): a plan names >= 1 task id."""
-    if not isinstance(record, dict):
-        return f"is {type(record).__name__}, not an object"
-    ids = record.get("task_ids")
-    if not isinstance(ids, list) or not ids:
-        return "has no list of task ids"
-    if not all(isinstance(i, str) and _TASK_ID.fullmatch(i) for i in ids):
-        return "has task ids that are not 16 hex digits"
-    return None
-
-
-def sweep_problem(record) -> str | None:
-    """Why a ``sweep.json`` record is not one (None if it is); the spec inside is validated by
-    whoever parses it."""
-    if not isinstance(record, dict):
-        return f"is {type(record).__name__}, not an object"
-    if not isinstance(record.get("spec"), dict):
-        return "has no spec"
-    if not isinstance(record.get("history", []), list):
-        return "has a history that is not a list"
-    return None
