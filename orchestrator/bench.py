@@ -69,9 +69,9 @@ def _sweeps_for(L, budget_flips):
 
 def suite_metropolis(quick: bool) -> list[dict]:
     import numpy as np
-    from workers.lattice import random_lattice
-    from workers.metropolis import metropolis_sweeps
-    from workers.rng import make_rng_state
+    from workers.ising.lattice import random_lattice
+    from workers.ising.metropolis import metropolis_sweeps
+    from workers.ising.rng import make_rng_state
 
     out, reps = [], 2 if quick else 5
     Ls, Ts = _grid(quick)
@@ -107,8 +107,8 @@ def suite_metropolis(quick: bool) -> list[dict]:
 
 def suite_multispin(quick: bool) -> list[dict]:
     import numpy as np
-    from workers.multispin import multispin_sweeps, random_replicas
-    from workers.rng import make_rng_state
+    from workers.ising.multispin import multispin_sweeps, random_replicas
+    from workers.ising.rng import make_rng_state
 
     out, reps = [], 2 if quick else 5
     Ls, Ts = _grid(quick)
@@ -128,9 +128,9 @@ def suite_multispin(quick: bool) -> list[dict]:
 
 def suite_wolff(quick: bool) -> list[dict]:
     import numpy as np
-    from workers.lattice import random_lattice
-    from workers.rng import make_rng_state
-    from workers.wolff import cluster_stack, wolff_sweep_equivalents, wolff_updates
+    from workers.ising.lattice import random_lattice
+    from workers.ising.rng import make_rng_state
+    from workers.ising.wolff import cluster_stack, wolff_sweep_equivalents, wolff_updates
 
     out, reps = [], 2 if quick else 5
     try:
@@ -175,7 +175,7 @@ def suite_wolff(quick: bool) -> list[dict]:
 # --- RBM ---------------------------------------------------------------------------------------
 
 def _torch_cd1(torch, V, n_h, epochs, batch=100, lr=0.01, momentum=0.5, l2=1e-4):
-    """Plain PyTorch CD-1 with the same updates as workers.rbm (float32, momentum, L2)."""
+    """Plain PyTorch CD-1 with the same updates as workers.rbm.model (float32, momentum, L2)."""
     g = torch.Generator().manual_seed(0)
     n, n_v = V.shape
     W = torch.randn(n_v, n_h, generator=g) * 0.01
@@ -203,7 +203,7 @@ def _torch_cd1(torch, V, n_h, epochs, batch=100, lr=0.01, momentum=0.5, l2=1e-4)
 
 
 def suite_rbm(quick: bool) -> list[dict]:
-    from workers.rbm import RBM
+    from workers.rbm.model import RBM
 
     out, reps = [], 2 if quick else 3
     sizes = ((64, 16),) if quick else RBM_SIZES
@@ -382,8 +382,8 @@ def _slope(xs, ys):
 
 def suite_scaling(quick: bool) -> list[dict]:
     import numpy as np
-    from workers.ising import simulate
-    from workers.ising import _interpolate, _TAU_METROPOLIS, _TAU_WOLFF  # run-length guesses
+    from workers.ising.simulate import simulate
+    from workers.ising.simulate import _interpolate, _TAU_METROPOLIS, _TAU_WOLFF  # run-length guesses
     from contract.estimators import chain_integrated_time
 
     out = []

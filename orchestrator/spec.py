@@ -200,7 +200,7 @@ def resolve_units(value: int | str, n_sites: int) -> int:
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    """``[sampling]``: how each (L, T) is sampled (see workers.ising)."""
+    """``[sampling]``: how each (L, T) is sampled (see workers.ising.simulate)."""
 
     algorithm: str = "metropolis"
     burn_in: int = 1000

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import comb, expit
 
-from workers.alignment import (
+from workers.measures.alignment import (
     block_alignment,
     block_correlation,
     periodic_box_sums,
@@ -199,7 +199,7 @@ def test_permuted_site_null_separates_geometry_from_weight_statistics():
     # The null (same weights, sites shuffled) has the same weight distribution but no geometry:
     # a planted block field keeps a large excess; i.i.d. Gaussian fields have excess 0 on
     # average (their scores are well above b^2/L^2, which is why b^2/L^2 is not a null).
-    from workers.rbm_tables import alignment_rows
+    from workers.measures.tables import alignment_rows
 
     L, b = 8, 2
     rng = np.random.default_rng(5)

@@ -1,6 +1,6 @@
 """RBM signatures against T: synthetic tables that follow contract.schemas exactly.
 
-Exact: the Bures-Wasserstein distance against the full-matrix formula and workers.transport.
+Exact: the Bures-Wasserstein distance against the full-matrix formula and workers.measures.transport.
 Statistical: a signature curve with a known peak / inflection is located within its error bar.
 Behavioural: signature tables from a synthetic RBM stage (two seeds, two checkpoints).
 """

@@ -100,7 +100,7 @@ def test_reweighting_iid_samples_within_bootstrap_errors(enumeration):
 
 def test_metropolis_chains_reweighted_peak_matches_kaufman():
     """Real correlated chains of the project's sampler; C peak of L = 4 against Kaufman."""
-    from workers.ising import simulate
+    from workers.ising.simulate import simulate
 
     rng = np.random.default_rng(5)
     hists = []
@@ -155,7 +155,7 @@ def test_block_bootstrap_error_bars_are_honest_on_correlated_chains():
     values must be unit normal; sum z^2 ~ chi2(40), two-sided 0.1% bounds."""
     from scipy import stats
 
-    from workers.ising import simulate
+    from workers.ising.simulate import simulate
 
     T, runs = 2.3, 40
     rng = np.random.default_rng(17)

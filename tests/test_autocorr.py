@@ -7,7 +7,7 @@ from scipy.signal import lfilter
 
 from contract.estimators import (AutocorrError, auto_window, autocorr_function, integrated_time,
                               integrated_time_error)
-from workers.observables import jackknife_blocks, n_jackknife_blocks, thermodynamics
+from workers.ising.observables import jackknife_blocks, n_jackknife_blocks, thermodynamics
 
 SEED = 31415
 

@@ -5,10 +5,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import logsumexp
 
-from workers.free_energy import (bond_rbm, heff_fit, ising_energy, kl_per_spin, nll_per_spin,
+from workers.measures.free_energy import (bond_rbm, heff_fit, ising_energy, kl_per_spin, nll_per_spin,
                                  rbm_free_energy)
-from workers.partition import log_partition_bruteforce, log_partition_exact
-from workers.rbm import RBM
+from workers.rbm.partition import log_partition_bruteforce, log_partition_exact
+from workers.rbm.model import RBM
 
 TC = 2.0 / np.log(1.0 + np.sqrt(2.0))
 
@@ -158,7 +158,7 @@ def _ising_samples(L, T, n, seed):
 
 
 def test_heff_fidelity_beyond_m_tells_couplings_from_magnetisation(configs16):
-    from workers.free_energy import heff_fidelity
+    from workers.measures.free_energy import heff_fidelity
 
     T = 2.0
     V = _ising_samples(4, T, 4000, 1)
@@ -176,7 +176,7 @@ def test_heff_fidelity_beyond_m_tells_couplings_from_magnetisation(configs16):
 
 def test_heff_fidelity_error_bars_cover_the_truth():
     # F = beta H + noise of known size: the partial slope's jackknife errors give z ~ N(0, 1)
-    from workers.free_energy import heff_fidelity
+    from workers.measures.free_energy import heff_fidelity
 
     rng = np.random.default_rng(2)
     z = []
@@ -192,7 +192,7 @@ def test_heff_fidelity_error_bars_cover_the_truth():
 
 
 def test_heff_beyond_m_is_zero_for_any_smooth_function_of_m_not_just_polynomials():
-    from workers.free_energy import heff_fidelity
+    from workers.measures.free_energy import heff_fidelity
 
     V = _ising_samples(4, 2.2, 4000, 7)
     bH = ising_energy(V, 4) / 2.2

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from workers.lattice import check_spins, random_lattice, total_energy, total_magnetization
-from workers.metropolis import (_metropolis_reference, acceptance_table, acceptance_thresholds,
+from workers.ising.lattice import check_spins, random_lattice, total_energy, total_magnetization
+from workers.ising.metropolis import (_metropolis_reference, acceptance_table, acceptance_thresholds,
                                 metropolis_sweeps)
-from workers.rng import (_next_uint64, _reference_next_uint64, _reference_uniform,
+from workers.ising.rng import (_next_uint64, _reference_next_uint64, _reference_uniform,
                          child_seed_sequence, make_rng_state, uniform_doubles)
-from workers.wolff import _wolff_reference, cluster_stack, wolff_sweep_equivalents, wolff_updates
+from workers.ising.wolff import _wolff_reference, cluster_stack, wolff_sweep_equivalents, wolff_updates
 
 SEED = 20240611
 

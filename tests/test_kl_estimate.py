@@ -13,9 +13,9 @@ import pytest
 from scipy.special import logsumexp
 
 from workers.exact import kaufman
-from workers.free_energy import ising_energy, kl_estimate, rbm_free_energy
-from workers.partition import log_partition, log_partition_exact
-from workers.rbm import RBM
+from workers.measures.free_energy import ising_energy, kl_estimate, rbm_free_energy
+from workers.rbm.partition import log_partition, log_partition_exact
+from workers.rbm.model import RBM
 from contract.layout import samples_array
 from workers.tasks import sample_task
 

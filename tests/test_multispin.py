@@ -8,14 +8,14 @@ import pytest
 from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
-from workers.ising import choose_algorithm, simulate, TC
-from workers.lattice import random_lattice, total_energy, total_magnetization
-from workers.multispin import (_count_bits, _multispin_reference, multispin_sweeps, pack_replicas,
+from workers.ising.simulate import choose_algorithm, simulate, TC
+from workers.ising.lattice import random_lattice, total_energy, total_magnetization
+from workers.ising.multispin import (_count_bits, _multispin_reference, multispin_sweeps, pack_replicas,
                                random_replicas, replica_energy_magnetization, threshold_digits,
                                unpack_replicas)
 from contract.estimators import chain_integrated_time
-from workers.observables import thermodynamics
-from workers.rng import _reference_xoroshiro128pp, make_rng_state, random_words
+from workers.ising.observables import thermodynamics
+from workers.ising.rng import _reference_xoroshiro128pp, make_rng_state, random_words
 
 SEED = 8675309
 

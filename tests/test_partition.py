@@ -6,10 +6,10 @@ from numpy.testing import assert_allclose
 from scipy.special import logsumexp
 from scipy.stats import chi2
 
-from workers.free_energy import ising_energy
-from workers.partition import (log_partition, log_partition_ais, log_partition_bruteforce,
+from workers.measures.free_energy import ising_energy
+from workers.rbm.partition import (log_partition, log_partition_ais, log_partition_bruteforce,
                                log_partition_exact, visible_bias_from_data)
-from workers.rbm import RBM
+from workers.rbm.model import RBM
 
 
 def random_rbm(n_v, n_h, seed, scale=1.0):

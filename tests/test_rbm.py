@@ -6,14 +6,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, logsumexp
 from scipy.stats import chisquare
 
-from workers.free_energy import bond_rbm, ising_energy, nll_per_spin
-from workers.partition import log_partition_exact
-from workers.rbm import RBM
-from workers.rbm_kernels import LANES
+from workers.measures.free_energy import bond_rbm, ising_energy, nll_per_spin
+from workers.rbm.partition import log_partition_exact
+from workers.rbm.model import RBM
+from workers.rbm.kernels import LANES
 
 
 class LaneStream:
-    """Plain-numpy replay of workers.rbm_kernels' random stream (module docstring there)."""
+    """Plain-numpy replay of workers.rbm.kernels' random stream (module docstring there)."""
 
     def __init__(self, rng):
         self.s0, self.s1 = rng.integers(0, 2**64, size=(2, LANES), dtype=np.uint64)

@@ -4,7 +4,7 @@ import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, logit
 
-from workers import rbm_kernels as K
+from workers.rbm import kernels as K
 from test_rbm import LaneStream
 
 

@@ -6,12 +6,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import chi2 as chi2_dist
 
 from workers.exact import kaufman
-from workers.free_energy import bond_rbm
-from workers.ising import simulate
-from workers.rbm import RBM
-from workers.rgflow import (blockspin_levels, configuration_observables, majority_rule,
+from workers.measures.free_energy import bond_rbm
+from workers.ising.simulate import simulate
+from workers.rbm.model import RBM
+from workers.rg.blockspin import (blockspin_levels, configuration_observables, majority_rule,
                             match_temperature, match_temperature_joint)
-from workers.stacked import field_extent, projected_fields, rbm_flow, train_stack
+from workers.rg.stacked import field_extent, projected_fields, rbm_flow, train_stack
 
 
 def checkerboard(L):

@@ -12,8 +12,8 @@ from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
 from contract.estimators import integrated_time
-from workers.ising import TC, choose_algorithm, simulate
-from workers.observables import thermodynamics
+from workers.ising.simulate import TC, choose_algorithm, simulate
+from workers.ising.observables import thermodynamics
 
 SEED = 1234
 ALGORITHMS = ("metropolis", "wolff")

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import integrate, stats
 
-from workers.spectra import (
+from workers.measures.spectra import (
     marchenko_pastur_cdf,
     marchenko_pastur_edges,
     marchenko_pastur_pdf,

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from workers.ising import simulate
+from workers.ising.simulate import simulate
 from contract.layout import pack_spins
-from workers.training import chain_order, held_out_split, stored_chains, train_task
+from workers.tasks.train import chain_order, held_out_split, stored_chains, train_task
 
 SAMPLE_ID = "0123456789abcdef"
 

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from contract.estimators import bures_wasserstein_sq
-from workers.transport import bures_wasserstein_full, transport_path, wasserstein1
+from workers.measures.transport import bures_wasserstein_full, transport_path, wasserstein1
 
 
 def _orthogonal(rng, k):

@@ -19,10 +19,10 @@ import numpy as np
 
 from contract.layout import samples_array
 
-from .rbm import RBM
-from .rgflow import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
-from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
-from .stacked import field_extent, projected_fields, rbm_flow, train_stack
+from workers.rbm.model import RBM
+from workers.rg.blockspin import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
+from workers.measures.tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
+from workers.rg.stacked import field_extent, projected_fields, rbm_flow, train_stack
 
 __all__ = ["flow_task", "mc_curves"]
 

@@ -2,8 +2,8 @@
 
 Each function returns equal-length column arrays for one checkpoint (or one layer); the caller
 adds its key columns (epoch, layer, ...) with :func:`with_constants` and concatenates the blocks
-with :func:`stack`.  Definitions: ``workers.spectra`` (Wishart spectrum, Marchenko-Pastur edges,
-Theorem 1 checks) and ``workers.alignment`` (RG block alignment).
+with :func:`stack`.  Definitions: ``workers.measures.spectra`` (Wishart spectrum, Marchenko-Pastur edges,
+Theorem 1 checks) and ``workers.measures.alignment`` (RG block alignment).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .alignment import block_alignment, block_correlation
-from .spectra import spectrum_summary, wishart_eigenvalues
+from workers.measures.alignment import block_alignment, block_correlation
+from workers.measures.spectra import spectrum_summary, wishart_eigenvalues
 
 __all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack", "columns_of"]
 
@@ -20,7 +20,7 @@ __all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack", "column
 def spectrum_rows(W: np.ndarray) -> dict:
     """The ``spectra`` columns of one weight matrix W (n_visible, n_hidden): one row per
     non-zero eigenvalue of W W^T, with the per-matrix summary against the Marchenko-Pastur
-    law fitted to its bulk (:func:`workers.spectra.spectrum_summary`) repeated on every row."""
+    law fitted to its bulk (:func:`workers.measures.spectra.spectrum_summary`) repeated on every row."""
     n_v, n_h = W.shape
     eigs = wishart_eigenvalues(W)
     s = spectrum_summary(eigs, n_v, n_h)

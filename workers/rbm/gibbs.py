@@ -1,15 +1,15 @@
 """Block-Gibbs half-steps of an RBM on preallocated float32 buffers (training and sampling).
 
 Each half-step is a BLAS matmul into a buffer followed by one fused numba pass
-(:mod:`workers.rbm_kernels`): bias, sigmoid, Bernoulli draw and column sums. Conventions as in
-:mod:`workers.rbm`: v in {-1,+1}, h in {0,1}, p(h_j = 1 | v) = sigmoid(b_j + (v W)_j),
+(:mod:`workers.rbm.kernels`): bias, sigmoid, Bernoulli draw and column sums. Conventions as in
+:mod:`workers.rbm.model`: v in {-1,+1}, h in {0,1}, p(h_j = 1 | v) = sigmoid(b_j + (v W)_j),
 p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i)). A hidden half-step can first apply the global
-spin-flip Metropolis-Hastings move to its rows (:func:`workers.rbm_kernels._flip_rows`).
+spin-flip Metropolis-Hastings move to its rows (:func:`workers.rbm.kernels._flip_rows`).
 """
 
 import numpy as np
 
-from . import rbm_kernels as K
+from workers.rbm import kernels as K
 
 __all__ = ["Buffers", "hidden_step", "visible_step", "gibbs_steps"]
 
@@ -34,7 +34,7 @@ def hidden_step(buf, v, ph, W, b, lanes, sign=1.0, sample=True, flip=None):
     """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v).
 
     ``flip = (a, u)``: first a global spin-flip Metropolis-Hastings move on every row of v
-    (:func:`workers.rbm_kernels._flip_rows`, one uniform of u per row); returns its flips.
+    (:func:`workers.rbm.kernels._flip_rows`, one uniform of u per row); returns its flips.
     """
     np.matmul(v, W, out=ph)
     flips = K._flip_rows(ph, v, flip[0], b, flip[1]) if flip is not None else 0

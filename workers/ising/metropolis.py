@@ -13,7 +13,7 @@ uniform draw is consumed per site, accepted or not, which lets the kernel be bra
 the reference. The kernel compares integers: with ``u = (x >> 11) 2**-53``,
 ``u < p  <=>  (x >> 11) < ceil(p 2**53)`` exactly, because scaling by a power of two is exact.
 
-Conventions: see :mod:`workers.lattice`.
+Conventions: see :mod:`workers.ising.lattice`.
 
 References
 ----------
@@ -24,8 +24,8 @@ M. E. J. Newman and G. T. Barkema, "Monte Carlo Methods in Statistical Physics" 
 import numpy as np
 from numba import njit
 
-from .lattice import _check_count, check_spins, total_energy, total_magnetization
-from .rng import _TOP53, _check_state, _reference_uniform, _xorshift128p
+from workers.ising.lattice import _check_count, check_spins, total_energy, total_magnetization
+from workers.ising.rng import _TOP53, _check_state, _reference_uniform, _xorshift128p
 
 __all__ = [
     "acceptance_table",
@@ -103,13 +103,13 @@ def metropolis_sweeps(spins, beta, n_sweeps, rng_state, energy_magnetization=Non
     Parameters
     ----------
     spins : ndarray of int8, shape (L, L), L even
-        Lattice (conventions in :mod:`workers.lattice`); modified in place.
+        Lattice (conventions in :mod:`workers.ising.lattice`); modified in place.
     beta : float > 0
         Inverse temperature.
     n_sweeps : int >= 0
         Number of sweeps; each is N = L**2 attempted flips.
     rng_state : ndarray of uint64, shape (2,)
-        Kernel generator state (:func:`workers.rng.make_rng_state`); advanced by exactly
+        Kernel generator state (:func:`workers.ising.rng.make_rng_state`); advanced by exactly
         ``n_sweeps * N`` draws.
     energy_magnetization : ndarray of int64, shape (2,), optional
         Current total (E, M) of ``spins``; if given it is updated in place to the final (E, M)

@@ -1,20 +1,20 @@
 """Real-space RG flows of Ising configurations: majority-rule block spins, and effective
 temperatures of any flow read off measured Monte Carlo curves.
 
-Conventions (docs/conventions.md; :mod:`workers.lattice`): spins are int8 in {-1, +1}, an L x L periodic
+Conventions (docs/conventions.md; :mod:`workers.ising.lattice`): spins are int8 in {-1, +1}, an L x L periodic
 lattice, site ``i = row * L + col``, H = -sum_<ij> s_i s_j (J = 1), e = E/N, m = sum s / N.
 
 A flow is a list of sample sets, level 0 the input. Two flows live here:
 - block spins (Kadanoff 1966; Wilson 1975): level k+1 is the b x b majority rule of level k,
   so the lattice shrinks by b per level;
-- the RBM flow (Iso, Shiba & Yokoo 2018; :func:`workers.stacked.rbm_flow`): level k+1 is one
+- the RBM flow (Iso, Shiba & Yokoo 2018; :func:`workers.rg.stacked.rbm_flow`): level k+1 is one
   v -> h -> v Gibbs step of a trained RBM from level k, at fixed lattice size.
 
 A level is located on the temperature axis by matching what it looks like to the nearest-
 neighbour Ising model of the same size: :func:`match_temperature` inverts one measured curve
 (e.g. e(T) or U_4(T) at L'), :func:`match_temperature_joint` fits e and |m| together (a single
 neural "thermometer" can mislead: Veiga & Vicente 2020). Stacked RBMs (Mehta & Schwab 2014)
-and the RBM flow are in :mod:`workers.stacked`.
+and the RBM flow are in :mod:`workers.rg.stacked`.
 
 References
 ----------
@@ -29,8 +29,8 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq
 
-from .free_energy import ising_energy
-from .observables import thermodynamics
+from workers.measures.free_energy import ising_energy
+from workers.ising.observables import thermodynamics
 
 __all__ = [
     "majority_rule",
@@ -140,10 +140,10 @@ def configuration_observables(configs, T, L=None):
     """e, |m| and the Binder cumulant of a set of configurations, with errors.
 
     e = E/N from the nearest-neighbour periodic energy of the (possibly coarse) lattice
-    (J = 1, :func:`workers.free_energy.ising_energy`), m = sum s / N,
+    (J = 1, :func:`workers.measures.free_energy.ising_energy`), m = sum s / N,
     U_4 = 1 - <m^4> / (3 <m^2>^2). The rows are meant to be (nearly) independent, e.g.
     thinned Monte Carlo samples or their block spins; the errors come from
-    :func:`workers.observables.thermodynamics` (integrated autocorrelation time of the row
+    :func:`workers.ising.observables.thermodynamics` (integrated autocorrelation time of the row
     order for e and |m|, block jackknife for U_4), which reduces to ``sqrt(var / n)`` for
     independent rows and stays honest if neighbouring rows are correlated (if they are
     anticorrelated, tau_int < 1/2, the independent-rows error ``sqrt(var / n)`` is used).

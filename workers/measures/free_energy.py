@@ -1,7 +1,7 @@
 """Free-energy measures of an RBM trained on Ising samples (docs/conventions.md, "Free energies").
 
 Conventions: Ising H(s) = -sum_<ij> s_i s_j on the L x L torus, J = 1, beta = 1/T, N = L^2,
-site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm`: F(v) = -a.v
+site i = row * L + col (paper eq. 11). RBM as in :mod:`workers.rbm.model`: F(v) = -a.v
 - sum_j log(1 + exp(b_j + (v^T W)_j)) (paper eq. 17), p_RBM(v) = exp(-F(v)) / Z_RBM.
 """
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from contract.estimators import integrated_time
 
-from .exact import ising_energy  # re-exported: the Hamiltonian the RBM is compared with
+from workers.exact import ising_energy  # re-exported: the Hamiltonian the RBM is compared with
 
 __all__ = ["rbm_free_energy", "nll_per_spin", "kl_per_spin", "kl_estimate", "heff_fit",
            "heff_fidelity", "ising_energy", "bond_rbm", "HEFF_DEGREE"]

@@ -1,6 +1,6 @@
 """The RBM partition function Z = sum_{v,h} exp(-E(v,h)): exact enumeration and AIS.
 
-Conventions as in :mod:`workers.rbm` (docs/conventions.md, RBM): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
+Conventions as in :mod:`workers.rbm.model` (docs/conventions.md, RBM): v in {-1,+1}^{n_v}, h in {0,1}^{n_h},
 E(v,h) = -a.v - b.h - v^T W h. Summing either layer out analytically,
 
     ln Z = logsumexp_h [ b.h + sum_i log(2 cosh(a_i + (W h)_i)) ]          (enumerate h)
@@ -13,8 +13,8 @@ sampling (Neal 2001; Salakhutdinov & Murray 2008). Everything is float64.
 import numpy as np
 from scipy.special import logsumexp
 
-from .free_energy import rbm_free_energy
-from .rbm_kernels import is_spin_array
+from workers.measures.free_energy import rbm_free_energy
+from workers.rbm.kernels import is_spin_array
 
 __all__ = ["log_partition", "log_partition_exact", "log_partition_bruteforce",
            "log_partition_ais", "visible_bias_from_data"]

@@ -3,7 +3,7 @@ fields, and the RBM flow.
 
 Layer 1 is an RBM on the spins V (n_v = L*L); layer l+1 is an RBM trained on *sampled* hidden
 activations of layer l, h ~ p(h | v), mapped {0, 1} -> {-1, +1} by s = 2h - 1, because the
-visible units of :class:`workers.rbm.RBM` are +-1 (docs/conventions.md, RBM convention). The map is an
+visible units of :class:`workers.rbm.model.RBM` are +-1 (docs/conventions.md, RBM convention). The map is an
 affine change of variables, s = 2h - 1, so an RBM on s is the same model family as one on h
 (W_s = W_h / 2, a shifted visible bias); sampling rather than passing probabilities keeps each
 layer's input a genuine binary configuration, as in a deep belief net (Hinton, Osindero & Teh
@@ -14,7 +14,7 @@ the product W_1 W_2 ... W_l (Mehta & Schwab's fig. 4), and :func:`field_extent` 
 size on the torus.
 
 The RBM flow (Iso, Shiba & Yokoo 2018) iterates one trained RBM, v -> h -> v, at fixed lattice
-size; :mod:`workers.rgflow` reads the effective temperature of each step.
+size; :mod:`workers.rg.blockspin` reads the effective temperature of each step.
 
 References
 ----------
@@ -27,7 +27,7 @@ G. E. Hinton, S. Osindero, Y.-W. Teh, Neural Computation 18, 1527 (2006).
 
 import numpy as np
 
-from .rbm import RBM
+from workers.rbm.model import RBM
 
 __all__ = ["train_stack", "projected_fields", "field_extent", "rbm_flow"]
 
@@ -54,7 +54,7 @@ def train_stack(V, hidden_sizes, rbm_kwargs, rng, checkpoints=()):
     hidden_sizes : sequence of int >= 1
         n_1, n_2, ...: hidden units per layer.
     rbm_kwargs : dict, list of dicts (one per layer), or None
-        Constructor arguments of :class:`workers.rbm.RBM` (method, k, learning_rate, epochs,
+        Constructor arguments of :class:`workers.rbm.model.RBM` (method, k, learning_rate, epochs,
         ...); ``n_hidden`` and ``random_state`` are set here and must not be given.
     rng : numpy.random.Generator
         Layer l trains with its own child stream ``rng.spawn`` and the hidden samples that
@@ -190,17 +190,17 @@ def rbm_flow(rbm, V0, n_steps, rng):
     """The RBM flow of Iso, Shiba & Yokoo (2018): repeated v -> h -> v Gibbs steps.
 
     ``v_{k+1} ~ p(v | h_k)``, ``h_k ~ p(h | v_k)`` with the trained RBM's conditionals
-    (:meth:`workers.rbm.RBM.sample_hidden`, :meth:`workers.rbm.RBM.sample_visible`; docs/conventions.md,
+    (:meth:`workers.rbm.model.RBM.sample_hidden`, :meth:`workers.rbm.model.RBM.sample_visible`; docs/conventions.md,
     p(h_j = 1 | v) = sigmoid(b_j + (v^T W)_j), p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i))).
     For an RBM trained at temperature T the flowing configurations drift towards the model's
     own fixed-point distribution; reading each step with
-    :func:`workers.rgflow.configuration_observables` and
-    :func:`workers.rgflow.match_temperature_joint` gives the flow of the effective temperature.
+    :func:`workers.rg.blockspin.configuration_observables` and
+    :func:`workers.rg.blockspin.match_temperature_joint` gives the flow of the effective temperature.
 
     Parameters
     ----------
-    rbm : workers.rbm.RBM
-        Fitted (or :meth:`~workers.rbm.RBM.from_params`).
+    rbm : workers.rbm.model.RBM
+        Fitted (or :meth:`~workers.rbm.model.RBM.from_params`).
     V0 : array_like (n, n_visible) of +-1
     n_steps : int >= 0
     rng : numpy.random.Generator

@@ -1,26 +1,16 @@
-"""The pure task functions every backend runs: config in, plain table columns out.
-
-Each runner takes ``(config, spawn_key, inputs)`` — the task's JSON config, the spawn key its
-random stream derives from (``SeedSequence(config["seed"], spawn_key=spawn_key)``) and its
-dependencies' outputs — and returns ``{table name: {column: values}}``.  The orchestrator adds
-the task key columns and checks the columns against the explicit schemas.  Nothing here knows
-about Ray, processes or files.
-"""
+"""The sampling task: Monte Carlo for one (L, T), its thermodynamics row, stored samples and series."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 from contract.layout import pack_spins
+from workers.exact import kaufman
+from workers.ising.observables import thermodynamics
+from workers.ising.rng import child_seed_sequence
+from workers.ising.simulate import simulate
 
-from .exact import kaufman
-from .ising import simulate
-from .observables import thermodynamics
-from .rng import child_seed_sequence
-
-__all__ = ["RUNNERS", "sample_task", "symmetrize", "warmup"]
+__all__ = ["sample_task", "symmetrize"]
 
 
 def symmetrize(samples: np.ndarray, seed_seq: np.random.SeedSequence) -> np.ndarray:
@@ -91,35 +81,3 @@ def sample_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
                    "step": np.tile(np.arange(n_meas, dtype=np.int32), n_chains),
                    "e": e_series.T.ravel(), "m": m_series.T.ravel()},  # chain-major
     }
-
-
-def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
-    """Train and measure one RBM variant (see :mod:`workers.training`)."""
-    from .training import train_task as run
-
-    return run(config, spawn_key, inputs)
-
-
-def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
-    """Block-spin, stacked-RBM and RBM flows of one lattice size (see :mod:`workers.flow`)."""
-    from .flow import flow_task as run
-
-    return run(config, spawn_key, inputs)
-
-
-RUNNERS = {"sample": sample_task, "train": train_task, "flow": flow_task}
-
-
-def warmup() -> float:
-    """Compile (or load from numba's on-disk cache) every kernel on a tiny problem; seconds taken."""
-    t0 = time.perf_counter()
-    seed = np.random.SeedSequence(0)
-    for algorithm in ("metropolis", "wolff", "multispin"):
-        simulate(4, 2.5, algorithm, 2, 2, 1, seed)
-    from .rbm import RBM
-
-    V = np.where(np.random.default_rng(0).random((8, 4)) < 0.5, 1, -1).astype(np.int8)
-    for method in ("cd", "pcd"):
-        RBM(2, method=method, batch_size=4, epochs=1, random_state=0).fit(V).sample(
-            2, 1, np.random.default_rng(0))
-    return time.perf_counter() - t0

@@ -9,7 +9,7 @@ Conventions (docs/conventions.md, RBM; paper eqs. 15-17): v in {-1,+1}^{n_v}, h 
 
 Training and Gibbs sampling run in float32: BLAS matmuls into preallocated buffers, each
 followed by one fused numba pass (bias, sigmoid, Bernoulli draw, column sums; see
-:mod:`workers.rbm_kernels`). Measurements (free energies, conditional probabilities) run in
+:mod:`workers.rbm.kernels`). Measurements (free energies, conditional probabilities) run in
 float64.
 
 References
@@ -22,10 +22,10 @@ Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
 import numpy as np
 from scipy.special import expit
 
-from . import rbm_gibbs as gibbs
-from . import rbm_kernels as K
-from .free_energy import rbm_free_energy
-from .partition import visible_bias_from_data
+from workers.rbm import gibbs
+from workers.rbm import kernels as K
+from workers.measures.free_energy import rbm_free_energy
+from workers.rbm.partition import visible_bias_from_data
 
 __all__ = ["RBM"]
 
@@ -84,7 +84,7 @@ class RBM:
         W starts i.i.d. N(0, init_std^2) (the Gaussian start of the Wishart analysis); b = 0.
     visible_bias_init : {"zero", "data"}
         a starts at 0, or at the base-rate biases of the training data
-        (:func:`workers.partition.visible_bias_from_data`, pseudo-count 1).
+        (:func:`workers.rbm.partition.visible_bias_from_data`, pseudo-count 1).
     centering : bool
         Follow the gradient in centered coordinates (Montavon & Mueller 2012; Melchior, Fischer
         & Wiskott 2016): the energy is written -a_c.(v - mu) - b_c.(h - lam) - (v - mu)^T W
@@ -105,7 +105,7 @@ class RBM:
     random_state : int, numpy.random.SeedSequence, numpy.random.Generator or None
         Turned into one Generator at the start of :meth:`fit`, which draws the initial weights,
         the PCD chains' starting rows, the seeds of the Gibbs samplers' random lanes
-        (:func:`workers.rbm_kernels.make_lanes`) and the minibatch orders. An int or
+        (:func:`workers.rbm.kernels.make_lanes`) and the minibatch orders. An int or
         SeedSequence makes fit deterministic; a Generator is consumed, so two fits with it
         differ.
 

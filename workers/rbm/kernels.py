@@ -27,13 +27,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .rng import _A, _B, _C, _GOLDEN
+from workers.ising.rng import _A, _B, _C, _GOLDEN
 
 __all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
 
 # The kernels (_gather_rows, _hidden_step, _visible_step, _update) take
-# float32 C-contiguous buffers that workers.rbm allocates; the exp's rounding trick is exact in
-# float32 only, so they are private: nothing outside workers.rbm calls them.
+# float32 C-contiguous buffers that workers.rbm.model allocates; the exp's rounding trick is exact in
+# float32 only, so they are private: nothing outside workers.rbm.model calls them.
 
 LANES = 32
 _U8 = np.uint32(8)
@@ -195,7 +195,7 @@ def _visible_step(pre, a, v, lanes, words, colsum):
 
 @njit(cache=True, error_model="numpy")
 def _update(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu, lr, inv_m, l2, l1):
-    """One momentum step on W, a and b from the minibatch sums (workers.rbm.RBM.fit):
+    """One momentum step on W, a and b from the minibatch sums (workers.rbm.model.RBM.fit):
 
     vel_W <- mu vel_W + lr (G inv_m - l2 W - l1 sign W),  W <- W + vel_W;
     vel_a <- mu vel_a + lr (sum_vp - sum_vn) inv_m,       a <- a + vel_a; likewise b.

@@ -1,8 +1,8 @@
 """Multi-spin-coded checkerboard Metropolis: 64 independent replicas in the bits of uint64 words.
 
 Replica ``k`` (0 <= k < 64) of the L x L lattice lives in bit ``k`` of a ``uint64`` array of
-shape (L, L): bit set means spin +1 (conventions in :mod:`workers.lattice`). All 64 replicas
-run the same checkerboard schedule as :mod:`workers.metropolis` (colour 0 sites row-major,
+shape (L, L): bit set means spin +1 (conventions in :mod:`workers.ising.lattice`). All 64 replicas
+run the same checkerboard schedule as :mod:`workers.ising.metropolis` (colour 0 sites row-major,
 then colour 1), each with its own random numbers, so they are 64 independent Markov chains of
 the same (L, T); one word operation advances all of them.
 
@@ -18,7 +18,7 @@ probability, as the single-chain kernel's ``(x >> 11) < t``. Digit by digit the 
 decided as soon as ``U_k``'s digit differs from ``t``'s, so the words are drawn lazily: one
 per digit while any replica that needs randomness is still undecided (about
 ``log2(64) + 1.3 = 7.3`` words per site, whatever T). Replicas with ``u >= 2`` draw nothing.
-The words come from xoroshiro128++ (:mod:`workers.rng`), all of whose bits are good.
+The words come from xoroshiro128++ (:mod:`workers.ising.rng`), all of whose bits are good.
 
 Energies and magnetizations of the 64 replicas are counted "vertically" with bit-sliced binary
 counters (one plane per bit of the count), so measuring costs O(N) word operations, not 64 N.
@@ -34,9 +34,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .lattice import _check_count, _check_size
-from .metropolis import acceptance_table
-from .rng import _check_state, _reference_xoroshiro128pp, _xoroshiro128pp
+from workers.ising.lattice import _check_count, _check_size
+from workers.ising.metropolis import acceptance_table
+from workers.ising.rng import _check_state, _reference_xoroshiro128pp, _xoroshiro128pp
 
 __all__ = [
     "N_REPLICAS",
@@ -290,7 +290,7 @@ def multispin_sweeps(words, beta, n_sweeps, rng_state):
     n_sweeps : int >= 0
         Each sweep is 64 N attempted flips (N per replica).
     rng_state : ndarray of uint64, shape (2,)
-        xoroshiro128++ state (:func:`workers.rng.make_rng_state`); advanced in place.
+        xoroshiro128++ state (:func:`workers.ising.rng.make_rng_state`); advanced in place.
 
     Returns
     -------

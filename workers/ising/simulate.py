@@ -10,7 +10,7 @@ Wolff measurements are *not* taken "when at least N spins have flipped since the
 that is a stopping time that depends on the cluster sizes, and measuring there is biased (L=16,
 T=3: <e> = -0.8456(6) against Kaufman's -0.8177, while a fixed number of clusters per
 measurement gives -0.8177(4)). So burn-in runs in such sweep-equivalents
-(:func:`workers.wolff.wolff_sweep_equivalents`), the mean cluster size <|C|> is measured over
+(:func:`workers.ising.wolff.wolff_sweep_equivalents`), the mean cluster size <|C|> is measured over
 its second half (over one extra sweep-equivalent if ``burn_in`` is 0), and from then on every
 measurement follows a fixed ``round(N / <|C|>)`` cluster updates.
 
@@ -21,12 +21,12 @@ one "independent" sample apart. The pilot also serves as extra equilibration; it
 measurements are not returned.
 
 ``algorithm = "multispin"``: 64 independent replicas of the same (L, T)
-(:mod:`workers.multispin`), each started from its own random configuration and given the same
+(:mod:`workers.ising.multispin`), each started from its own random configuration and given the same
 ``burn_in``. Every ``thin``-th sweep all 64 replicas are stored at once, so stored sample ``j``
 is replica ``j % 64`` after sweep ``(j // 64 + 1) thin`` of the measurement phase; the
 ``n_samples`` samples come from ``min(64, n_samples)`` chains, ``ceil(n_samples / 64)`` per
 chain. ``e_series`` and ``m_series`` have shape ``(ceil(n_samples / 64) thin, 64)``: one column
-per chain, all 64 measured after every sweep (:func:`workers.observables.thermodynamics`
+per chain, all 64 measured after every sweep (:func:`workers.ising.observables.thermodynamics`
 handles both shapes).
 
 ``algorithm = "auto"`` (:func:`choose_algorithm`) picks the sampler with the most independent
@@ -35,10 +35,10 @@ the reference machine (docs/performance.md), never from timings at run time, so 
 gives the same choice, and the same tables, everywhere.
 
 Random streams: child 0 of ``seed_seq`` seeds the numpy Generator for the random start, child 1
-the kernel's xorshift128+ state (:func:`workers.rng.child_seed_sequence`, which does not
+the kernel's xorshift128+ state (:func:`workers.ising.rng.child_seed_sequence`, which does not
 mutate ``seed_seq``), so the same ``seed_seq`` gives bit-identical outputs.
 
-Conventions: see :mod:`workers.lattice`.
+Conventions: see :mod:`workers.ising.lattice`.
 """
 
 import math
@@ -49,13 +49,13 @@ from numba import njit
 
 from contract.estimators import chain_integrated_time
 
-from .exact import TC
-from .lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
-from .metropolis import _metropolis_sweeps, acceptance_thresholds
-from .multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
+from workers.exact import TC
+from workers.ising.lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
+from workers.ising.metropolis import _metropolis_sweeps, acceptance_thresholds
+from workers.ising.multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
                         _unpack_rows, random_replicas, threshold_digits)
-from .rng import child_seed_sequence, make_rng_state
-from .wolff import _add_threshold, _wolff_sweep_equivalents, _wolff_updates, cluster_stack
+from workers.ising.rng import child_seed_sequence, make_rng_state
+from workers.ising.wolff import _add_threshold, _wolff_sweep_equivalents, _wolff_updates, cluster_stack
 
 __all__ = [
     "TC",

@@ -34,19 +34,19 @@ import numpy as np
 
 from contract.layout import samples_array
 
-from .exact import kaufman
-from .free_energy import heff_fidelity, ising_energy, kl_estimate, nll_per_spin, rbm_free_energy
-from .observables import thermodynamics
-from .partition import log_partition
-from .rbm import RBM
-from .rbm_tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
-from .multispin import N_REPLICAS
-from .transport import transport_path, wasserstein1
+from workers.exact import kaufman
+from workers.measures.free_energy import heff_fidelity, ising_energy, kl_estimate, nll_per_spin, rbm_free_energy
+from workers.ising.observables import thermodynamics
+from workers.rbm.partition import log_partition
+from workers.rbm.model import RBM
+from workers.measures.tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
+from workers.ising.multispin import N_REPLICAS
+from workers.measures.transport import transport_path, wasserstein1
 
 __all__ = ["train_task", "held_out_split", "chain_order", "stored_chains", "stored_series", "spread",
            "RBM_SETTINGS"]
 
-#: Config keys passed to :class:`workers.rbm.RBM` as they are.
+#: Config keys passed to :class:`workers.rbm.model.RBM` as they are.
 RBM_SETTINGS = ("method", "k", "learning_rate", "momentum", "l1", "l2", "batch_size", "epochs",
                 "lr_schedule", "init_std", "centering", "flip_moves", "averaging")
 
@@ -78,7 +78,7 @@ def stored_chains(ising) -> int:
 
 
 def stored_series(e: np.ndarray, m: np.ndarray, n_chains: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample series of a stored sample set as :func:`workers.observables.thermodynamics`
+    """Per-sample series of a stored sample set as :func:`workers.ising.observables.thermodynamics`
     wants them: 1-D for one chain; (records, chains) for interleaved chains (a ragged tail of
     fewer than n_chains samples is dropped), so that errors see each chain's own time order."""
     if n_chains <= 1 or e.size < 2 * n_chains:
@@ -97,7 +97,7 @@ def spread(n: int, k: int) -> np.ndarray:
 
 def chain_order(indices: np.ndarray, n_chains: int) -> np.ndarray:
     """Stored-sample indices sorted by (chain, time): stored sample j is chain j % n_chains at
-    time j // n_chains (workers.ising, multi-spin); for one chain this is plain sorted order."""
+    time j // n_chains (workers.ising.simulate, multi-spin); for one chain this is plain sorted order."""
     indices = np.asarray(indices)
     return indices[np.lexsort((indices // n_chains, indices % n_chains))]
 

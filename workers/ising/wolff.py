@@ -16,7 +16,7 @@ Cluster updates are not sweeps. docs/conventions.md converts them to *sweep-equi
 flipped spins; see :func:`wolff_sweep_equivalents` for why measurements must nevertheless follow
 a fixed number of cluster updates.
 
-Conventions: see :mod:`workers.lattice`.
+Conventions: see :mod:`workers.ising.lattice`.
 
 References
 ----------
@@ -27,8 +27,8 @@ M. E. J. Newman and G. T. Barkema, "Monte Carlo Methods in Statistical Physics" 
 import numpy as np
 from numba import njit
 
-from .lattice import _check_count, check_spins
-from .rng import _TOP53, _check_state, _reference_uniform, _to_unit, _xorshift128p
+from workers.ising.lattice import _check_count, check_spins
+from workers.ising.rng import _TOP53, _check_state, _reference_uniform, _to_unit, _xorshift128p
 
 __all__ = [
     "add_probability",
@@ -162,7 +162,7 @@ def wolff_updates(spins, beta, n_updates, rng_state, stack=None):
     Parameters
     ----------
     spins : ndarray of int8, shape (L, L), L >= 2
-        Lattice (conventions in :mod:`workers.lattice`); modified in place.
+        Lattice (conventions in :mod:`workers.ising.lattice`); modified in place.
     beta : float > 0
         Inverse temperature; bonds are added with ``p_add = 1 - exp(-2 beta)``.
     n_updates : int >= 0
@@ -190,7 +190,7 @@ def wolff_sweep_equivalents(spins, beta, n_sweeps, rng_state, stack=None):
 
     Use it to equilibrate, never to schedule measurements: the end of a sweep-equivalent is a
     stopping time that depends on the cluster sizes, and configurations seen there are biased
-    (L = 16, T = 3: <e> off by 50 standard errors). :func:`workers.ising.simulate` measures
+    (L = 16, T = 3: <e> off by 50 standard errors). :func:`workers.ising.simulate.simulate` measures
     after a fixed number of cluster updates instead.
 
     Parameters

@@ -1,6 +1,6 @@
 """Thermodynamic estimates with honest error bars from a Monte Carlo time series.
 
-Definitions (docs/conventions.md; conventions in :mod:`workers.lattice`), with ``<.>`` the average over
+Definitions (docs/conventions.md; conventions in :mod:`workers.ising.lattice`), with ``<.>`` the average over
 measurements, N = L**2 and beta = 1/T:
 
     C      = beta^2 N (<e^2> - <e>^2)           heat capacity per spin
