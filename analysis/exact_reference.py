@@ -8,7 +8,8 @@ keeps a second copy of the formulas.  That module is the one piece of ``workers`
 the Parquet dataset.  The critical exponents of the 2D Ising universality class are below.
 """
 
-from workers.exact import TC, kaufman, kaufman_c_peak, onsager, spontaneous_magnetization
+from contract.constants import TC
+from workers.exact import kaufman, kaufman_c_peak, onsager, spontaneous_magnetization
 
 __all__ = ["TC", "NU", "GAMMA_OVER_NU", "BETA_OVER_NU", "BINDER_CRITICAL", "kaufman",
            "kaufman_c_peak", "onsager", "spontaneous_magnetization"]

@@ -281,7 +281,7 @@ def _report(out: str) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from benchmarks import run_bench
 
     return run_bench(args.suites, args.quick, args.json)
 

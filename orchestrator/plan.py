@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator
 
+from contract.constants import CODE_VERSIONS
 from contract.estimators import block_sizes
 from contract.schemas import SCHEMA_VERSION
 
@@ -31,13 +32,6 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-#: Version of the code that computes each kind of task, bumped when that code's results change
-#: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
-#: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
-#: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
-#: sample 2: stored configurations get a fair global sign (``symmetrize``).
-#: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
-CODE_VERSIONS = {"sample": 2, "train": 3, "flow": 3}
 
 
 def task_id(kind: str, config: dict) -> str:

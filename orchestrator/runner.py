@@ -19,12 +19,14 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from contract.constants import CODE_VERSIONS
+from contract.layout import plan_problem, sweep_problem
+from contract.schemas import SCHEMA_VERSION, SCHEMAS
+
 from . import __version__, resources
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
-from .plan import CODE_VERSIONS, Plan, Task, make_plan
-from contract.layout import plan_problem, sweep_problem
-from contract.schemas import SCHEMA_VERSION, SCHEMAS
+from .plan import Plan, Task, make_plan
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 

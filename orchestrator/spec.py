@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from contract.constants import TC
+
 __all__ = [
     "TC",
     "SpecError",
@@ -32,8 +34,6 @@ __all__ = [
     "resolve_learning_rate",
 ]
 
-#: Onsager's critical temperature 2 / ln(1 + sqrt 2) (J = k_B = 1).
-TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
 
 ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
 CHECKERBOARD = ("metropolis", "multispin")  # samplers that need the two-colour checkerboard (even L)

@@ -98,7 +98,8 @@ def test_code_versions_enter_the_ids_of_their_kind():
     import hashlib
     import json
 
-    from orchestrator.plan import CODE_VERSIONS, task_id
+    from contract.constants import CODE_VERSIONS
+    from orchestrator.plan import task_id
     from contract.schemas import SCHEMA_VERSION
 
     cfg = {"L": 8, "T": 2.5, "seed": 1}

@@ -21,12 +21,11 @@ import functools
 import numpy as np
 from scipy import integrate, optimize, special
 
+from contract.constants import TC
+
 __all__ = ["TC", "MAX_BRUTE_FORCE_L", "ising_energy", "brute_force", "energy_histogram",
            "exact_energy_distribution", "kaufman", "kaufman_c_peak", "onsager",
            "spontaneous_magnetization"]
-
-TC = 2.0 / np.log1p(np.sqrt(2.0))
-"""Onsager's critical temperature 2 / ln(1 + sqrt 2) = 2.269185314..."""
 
 MAX_BRUTE_FORCE_L = 4
 """Largest L enumerated: 2^16 configurations; L = 5 would need 2^25."""

@@ -49,7 +49,7 @@ from numba import njit
 
 from contract.estimators import chain_integrated_time
 
-from workers.exact import TC
+from contract.constants import TC
 from workers.ising.lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
 from workers.ising.metropolis import _metropolis_sweeps, acceptance_thresholds
 from workers.ising.multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
@@ -74,11 +74,11 @@ ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
 # in stripe states, see _ORDERED_T.)
 _TABLE_T = (1.5, 2.0, 2.15, 2.269185, 2.4, 2.5, 3.0, 3.5)
 _TABLE_LOG2_L = (3.0, 4.0, 5.0, 6.0)
-_TAU_METROPOLIS = np.array([[0.74, 2.11, 2.91, 3.08, 3.03, 2.78, 1.49, 0.96],
+TAU_METROPOLIS = np.array([[0.74, 2.11, 2.91, 3.08, 3.03, 2.78, 1.49, 0.96],
                             [0.76, 2.59, 7.55, 10.16, 9.10, 6.73, 1.71, 1.00],
                             [0.76, 2.76, 12.51, 41.73, 22.84, 10.73, 1.78, 1.01],
                             [0.76, 2.82, 11.50, 163.84, 34.05, 11.78, 1.78, 1.00]])
-_TAU_WOLFF = np.array([[0.61, 1.05, 1.33, 0.89, 1.14, 1.13, 0.72, 0.64],
+TAU_WOLFF = np.array([[0.61, 1.05, 1.33, 0.89, 1.14, 1.13, 0.72, 0.64],
                        [0.61, 1.15, 1.72, 1.39, 1.31, 1.07, 0.73, 0.63],
                        [0.60, 0.98, 1.68, 1.96, 1.43, 1.06, 0.75, 0.67],
                        [0.59, 1.00, 1.54, 2.02, 1.37, 1.09, 0.80, 0.69]])
@@ -97,7 +97,7 @@ _PILOT_MAX_FACTOR = 16
 _PILOT_TOL = 50.0
 
 
-def _interpolate(table, log2_L, T, extrapolate):
+def interpolate_table(table, log2_L, T, extrapolate):
     """Bilinear in (log2 L, T) on log(table); T clamped to the grid, log2 L extrapolated
     linearly from the last two rows above L = 64 if ``extrapolate``, else clamped."""
     T = min(max(T, _TABLE_T[0]), _TABLE_T[-1])
@@ -129,9 +129,9 @@ def sampler_cost(L, T, algorithm):
     """
     log2_L = max(math.log2(L), _TABLE_LOG2_L[0])
     if algorithm == "wolff":
-        tau = _interpolate(_TAU_WOLFF, log2_L, T, True)
-        return 2.0 * tau * _interpolate(np.array(_COST_WOLFF), log2_L, T, False)
-    tau = _interpolate(_TAU_METROPOLIS, log2_L, T, True)
+        tau = interpolate_table(TAU_WOLFF, log2_L, T, True)
+        return 2.0 * tau * interpolate_table(np.array(_COST_WOLFF), log2_L, T, False)
+    tau = interpolate_table(TAU_METROPOLIS, log2_L, T, True)
     per_sweep = _COST_MULTISPIN if algorithm == "multispin" else _COST_METROPOLIS
     return 2.0 * tau * float(np.interp(log2_L, _TABLE_LOG2_L, per_sweep))
 

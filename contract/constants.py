@@ -1,0 +1,20 @@
+"""Physical constants and versions that every layer must agree on.
+
+J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
+:data:`contract.schemas.SCHEMA_VERSION` and, per kind, :data:`CODE_VERSIONS`.
+"""
+
+import math
+
+__all__ = ["TC", "CODE_VERSIONS"]
+
+#: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
+TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+#: Version of the code that computes each kind of task, bumped when that code's results change
+#: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
+#: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
+#: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
+#: sample 2: stored configurations get a fair global sign (``symmetrize``).
+#: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
+CODE_VERSIONS = {"sample": 2, "train": 3, "flow": 3}
