@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import traceback
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import exact_reference as exact
+from .load import read_table
 
 __all__ = ["ReportPage", "write_page", "write_atomic"]
 
@@ -43,6 +45,32 @@ class ReportPage:
             return
         if path.exists() and path.stat().st_size > 0:
             items.append(("figure", name))
+
+    def read(self, out, name, keep=None, empty="no rows", quiet=False, **kw) -> pd.DataFrame:
+        """Table ``name`` (through ``keep``, if given), or an empty frame if it cannot be read.
+
+        An unreadable table, or one ``empty`` of rows, is listed as missing unless ``quiet``.
+        """
+        try:
+            frame = read_table(out, name, verify="size", **kw)
+            if keep is not None:
+                frame = keep(frame)
+        except Exception as err:
+            if not quiet:
+                self.missing.append(f"table `{name}` unreadable: {type(err).__name__}: {err}")
+            return pd.DataFrame()
+        if frame.empty and not quiet:
+            self.missing.append(f"table `{name}`: {empty}")
+        return frame
+
+    def guard(self, what: str, fn, *args):
+        """``fn(*args)``, or None with the error listed as missing (and its traceback kept)."""
+        try:
+            return fn(*args)
+        except Exception as err:
+            self.missing.append(f"{what}: {type(err).__name__}: {err}")
+            self.traces.append(traceback.format_exc())
+            return None
 
     def estimate(self, quantity, value, err, exact_value, method):
         z = (value - exact_value) / err if err and np.isfinite(err) and err > 0 else float("nan")

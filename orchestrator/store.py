@@ -19,12 +19,10 @@ leads outside OUT.
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import os
 import re
-import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +35,9 @@ from contract.layout import (DAMAGED, LOCK, MANIFEST, MANIFESTS, PART, TEMPORARY
                              listing, manifest_path, part_path)
 from contract.schemas import SCHEMAS, TASK_TABLES
 
+from . import lock
+from .lock import LockError
+
 __all__ = ["Store", "StoreError", "LockError", "DamagedRecord", "Manifest", "encode_part"]
 
 
@@ -46,10 +47,6 @@ class StoreError(RuntimeError):
 
 class DamagedRecord(StoreError):
     """``sweep.json`` or ``plan.json`` that cannot be what it claims to be."""
-
-
-class LockError(StoreError):
-    """Another live driver is writing to the same OUT."""
 
 
 @dataclass(frozen=True)
@@ -361,14 +358,9 @@ class Store:
     # -- one driver at a time --------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        """Hold ``OUT/.rgsweep.lock`` for this process: an exclusive ``flock`` on the file.
-
-        The kernel releases the lock when its holder dies, however it dies, so there is no
-        stale lock to guess about; two drivers can never both hold it. The file also says who
-        holds it (pid, host, since), for the message the second driver prints. Only local
-        folders are locked: object stores have no lock primitive here, so two drivers on one
-        ``s3://`` OUT are the user's to avoid (README).
-        """
+        """Hold ``OUT/.rgsweep.lock`` for this process (:func:`orchestrator.lock.acquire`); only
+        local folders are locked: object stores have no lock primitive here, so two drivers on
+        one ``s3://`` OUT are the user's to avoid (README)."""
         if not self.local:
             return
         if os.path.lexists(self.root) and not os.path.isdir(self.root):
@@ -377,52 +369,11 @@ class Store:
         path = os.path.join(self.root, LOCK)
         if not self._inside(path) or os.path.islink(path):
             raise StoreError(f"{path} is a symbolic link or leads outside {self.uri}; remove it")
-        for _ in range(100):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._lock_holder(fd)
-                os.close(fd)
-                raise LockError(
-                    f"{self.uri} is in use by another rgsweep run (pid {holder.get('pid', '?')} on "
-                    f"{holder.get('host', '?')} since {holder.get('since', '?')}); wait for it to "
-                    "finish") from None
-            # The holder we waited out may have unlinked the file before we locked it: then
-            # we hold a lock on a file nobody else can find. Lock the file at the path instead.
-            try:
-                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:
-                os.close(fd)
-                continue
-            me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()})
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, me.encode(), 0)
-            self._lock_fd = fd
-            return
-        raise LockError(f"could not take the lock {path}")
-
-    @staticmethod
-    def _lock_holder(fd: int) -> dict:
-        try:
-            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        except (OSError, ValueError):
-            return {}
-        return holder if isinstance(holder, dict) else {}
+        self._lock_fd = lock.acquire(path, self.uri)
 
     def release_lock(self) -> None:
         """Remove the lock file (still holding it, so nobody else is removed) and let go."""
         fd = getattr(self, "_lock_fd", None)
-        if fd is None:
-            return
-        path = os.path.join(self.root, LOCK)
-        try:
-            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                os.unlink(path)
-        except OSError:  # gone, or OUT turned read-only: the flock dies with the fd all the same,
-            pass         # and the error that stopped the run (not this one) is what gets reported
-        finally:
-            os.close(fd)
+        if fd is not None:
             self._lock_fd = None
+            lock.release(os.path.join(self.root, LOCK), fd)
