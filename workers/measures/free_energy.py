@@ -10,35 +10,13 @@ import numpy as np
 from contract.estimators import integrated_time
 
 from workers.exact import ising_energy  # re-exported: the Hamiltonian the RBM is compared with
+from workers.rbm.partition import rbm_free_energy  # re-exported
 
 __all__ = ["rbm_free_energy", "nll_per_spin", "kl_per_spin", "kl_estimate", "heff_fit",
            "heff_fidelity", "ising_energy", "bond_rbm", "HEFF_DEGREE"]
 
 #: Degree of the polynomial in m that :func:`heff_fidelity` removes before the "beyond m" fit.
 HEFF_DEGREE = 6
-
-
-def rbm_free_energy(V, W, a, b):
-    """Free energy F(v) of each row of V, in float64 (paper eq. 17).
-
-    F(v) = -a.v - sum_j log(1 + exp(b_j + sum_i W_ij v_i)), with log(1 + e^x) evaluated as
-    logaddexp(0, x) so that large |x| neither overflows nor loses the linear tail.
-
-    Parameters
-    ----------
-    V : array (n, n_visible) of +-1.
-    W : array (n_visible, n_hidden).
-    a : array (n_visible,).
-    b : array (n_hidden,).
-
-    Returns
-    -------
-    F : ndarray (n,) float64, so that p(v) = exp(-F(v)) / Z.
-    """
-    V = np.asarray(V, dtype=np.float64)
-    x = V @ np.asarray(W, dtype=np.float64)
-    x += np.asarray(b, dtype=np.float64)
-    return -(V @ np.asarray(a, dtype=np.float64)) - np.logaddexp(0.0, x).sum(axis=1)
 
 
 def _free_energies(rbm_or_params, V):

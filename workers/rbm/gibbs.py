@@ -11,7 +11,19 @@ import numpy as np
 
 from workers.rbm import kernels as K
 
-__all__ = ["Buffers", "hidden_step", "visible_step", "gibbs_steps"]
+__all__ = ["as_spins", "Buffers", "hidden_step", "visible_step", "gibbs_steps", "sample_chains"]
+
+
+def as_spins(V, n_visible=None, name="V"):
+    """Validate a (n, n_visible) array of +-1 values and return it as int8."""
+    V = np.asarray(V)
+    if V.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {V.shape}")
+    if n_visible is not None and V.shape[1] != n_visible:
+        raise ValueError(f"{name} must have {n_visible} columns, got {V.shape[1]}")
+    if not K.is_spin_array(V):
+        raise ValueError(f"{name} must contain only -1 and +1")
+    return V.astype(np.int8, copy=False)
 
 
 class Buffers:
@@ -59,3 +71,31 @@ def gibbs_steps(buf, m, k, W, a, b, lanes, flip_rng=None):
         flips += hidden_step(buf, v, ph, W, b, lanes, flip=flip)
         visible_step(buf, m, W, a, v, lanes)
     return flips
+
+
+def sample_chains(W, a, b, n_chains, n_steps, rng, init=None, thin=1, burn_in=0, flip_moves=False):
+    """Persistent block-Gibbs chains of the RBM (W, a, b) (float32, C-contiguous): the draws
+    (record-major, ``(n_steps // thin * n_chains, n_visible)`` int8) and the accepted fraction of
+    flip moves (None without them). See :meth:`workers.rbm.model.RBM.sample`."""
+    n_v, n_h = W.shape
+    if n_chains < 1 or n_steps < 0 or thin < 1 or burn_in < 0:
+        raise ValueError(f"need n_chains >= 1, n_steps >= 0, thin >= 1, burn_in >= 0; got "
+                         f"{n_chains}, {n_steps}, {thin}, {burn_in}")
+    buf = Buffers(n_chains, n_v, n_h)
+    if init is None:
+        buf.v[:] = np.where(rng.random((n_chains, n_v)) < 0.5, 1, -1)
+    else:
+        if init.shape[0] != n_chains:
+            raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
+        buf.v[:] = init
+    lanes = K.make_lanes(rng)
+    flip_rng = rng if flip_moves else None
+    flips = gibbs_steps(buf, n_chains, burn_in, W, a, b, lanes, flip_rng)
+    n_records = n_steps // thin
+    out = np.empty((n_records, n_chains, n_v), np.int8)
+    for r in range(n_records):
+        flips += gibbs_steps(buf, n_chains, thin, W, a, b, lanes, flip_rng)
+        out[r] = buf.v
+    steps = burn_in + n_records * thin
+    rate = flips / (steps * n_chains) if flip_moves and steps else None
+    return out.reshape(n_records * n_chains, n_v), rate

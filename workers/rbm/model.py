@@ -24,8 +24,9 @@ from scipy.special import expit
 
 from workers.rbm import gibbs
 from workers.rbm import kernels as K
-from workers.measures.free_energy import rbm_free_energy
-from workers.rbm.partition import visible_bias_from_data
+from workers.rbm.partition import rbm_free_energy
+from workers.rbm.gibbs import as_spins
+from workers.rbm.training import train
 
 __all__ = ["RBM"]
 
@@ -35,20 +36,6 @@ _BIAS_INITS = ("zero", "data")
 _PARAM_NAMES = ("n_hidden", "method", "k", "learning_rate", "momentum", "l1", "l2",
                 "batch_size", "epochs", "lr_schedule", "init_std", "visible_bias_init",
                 "centering", "flip_moves", "averaging", "random_state")
-#: Rate of the moving average that tracks the hidden offsets lam (Melchior et al. 2016).
-OFFSET_RATE = 0.01
-
-
-def _as_spins(V, n_visible=None, name="V"):
-    """Validate a (n, n_visible) array of +-1 values and return it as int8."""
-    V = np.asarray(V)
-    if V.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_visible), got shape {V.shape}")
-    if n_visible is not None and V.shape[1] != n_visible:
-        raise ValueError(f"{name} must have {n_visible} columns, got {V.shape[1]}")
-    if not K.is_spin_array(V):
-        raise ValueError(f"{name} must contain only -1 and +1")
-    return V.astype(np.int8, copy=False)
 
 
 class RBM:
@@ -196,7 +183,8 @@ class RBM:
         if not hasattr(self, "W_"):
             raise RuntimeError("this RBM has no parameters yet: call fit or from_params first")
 
-    def _validate(self, checkpoints):
+    def validate(self, checkpoints):
+        """Check the settings; the checkpoints as a set of epochs in [0, epochs]."""
         def num(x, lo, hi=np.inf, integer=False):
             types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
             return isinstance(x, types) and not isinstance(x, bool) and lo <= x < hi
@@ -226,14 +214,6 @@ class RBM:
                              f"got {checkpoints}")
         return set(checkpoints)
 
-    def _lr(self, t, total):
-        p = t / max(total, 1)
-        if self.lr_schedule == "linear":
-            return self.learning_rate * (1.0 - 0.9 * p)
-        if self.lr_schedule == "inverse":
-            return self.learning_rate / (1.0 + 9.0 * p)
-        return self.learning_rate
-
     def fit(self, V, checkpoints=(), callback=None):
         """Fit to +-1 data.
 
@@ -250,98 +230,7 @@ class RBM:
         -------
         self
         """
-        checkpoints = self._validate(checkpoints)
-        V = _as_spins(V)
-        n, n_v = V.shape
-        n_h, m_max, k = int(self.n_hidden), min(int(self.batch_size), n), int(self.k)
-        rng = np.random.default_rng(self.random_state)
-
-        self.init_std_ = float(self.init_std)
-        self.visible_bias_init_ = self.visible_bias_init
-        self.W_ = rng.normal(0.0, self.init_std_, size=(n_v, n_h)).astype(np.float32)
-        self.b_ = np.zeros(n_h, np.float32)
-        self.a_ = (visible_bias_from_data(V).astype(np.float32) if self.visible_bias_init == "data"
-                   else np.zeros(n_v, np.float32))
-        self.epochs_done_, self.n_updates_, self.persistent_chains_ = 0, 0, None
-        self.flip_rate_, self.hidden_offset_ = None, None
-        if callback is not None:
-            callback(0, self)
-
-        W, a, b = self.W_, self.a_, self.b_
-        vel_W, vel_a, vel_b, G = np.zeros_like(W), np.zeros_like(a), np.zeros_like(b), np.empty_like(W)
-        # Rows [0, m) of VV/PP: negative chains (PCD's persist there), -p(h|v); rows [m, 2m): the
-        # minibatch, p(h|v). One matmul VV^T PP is then <v p(h|v)>_data - <v p(h|v)>_neg.
-        VV, PP = np.empty((2 * m_max, n_v), np.float32), np.empty((2 * m_max, n_h), np.float32)
-        buf = gibbs.Buffers(m_max, n_v, n_h, chains=False)
-        sum_vp, sum_php = np.empty(n_v, np.float32), np.empty(n_h, np.float32)
-        if self.method == "pcd":
-            VV[:m_max] = V[rng.choice(n, size=m_max, replace=False)]
-        lanes = K.make_lanes(rng)
-        starts = range(0, n, m_max)
-        total = int(self.epochs) * len(starts)
-        mu = np.float32(self.momentum)
-        l1, l2 = np.float32(self.l1), np.float32(self.l2)
-        flip = self.method == "pcd" and bool(self.flip_moves)
-        flips = proposals = 0
-        if self.centering:
-            mu_v = (V.sum(axis=0, dtype=np.int64) / n).astype(np.float32)
-            lam = np.full(n_h, 0.5, np.float32)
-            nu = np.float32(OFFSET_RATE)
-        # Polyak-Ruppert: the mean of the parameters after updates avg_start + 1, ..., total
-        avg_start = total - int(round(float(self.averaging) * total)) if self.averaging else total
-        averaged, n_avg = None, 0
-
-        for epoch in range(1, int(self.epochs) + 1):
-            order = rng.permutation(n)
-            for s in starts:
-                idx = order[s:s + m_max]
-                m = idx.size
-                vn, vp, phn, php = VV[:m], VV[m:2 * m], PP[:m], PP[m:2 * m]
-                # a short last minibatch uses the first m PCD chains; keep the others
-                idle = VV[m:m_max].copy() if self.method == "pcd" and m < m_max else None
-                K._gather_rows(V, idx, vp, sum_vp)
-                # positive phase; for CD the chains start at the minibatch: h drawn from php
-                gibbs.hidden_step(buf, vp, php, W, b, lanes, sample=self.method == "cd")
-                np.copyto(sum_php, buf.sum_h)
-                if self.method == "pcd":
-                    flips += gibbs.hidden_step(buf, vn, phn, W, b, lanes,
-                                     flip=(a, rng.random(m)) if flip else None)
-                    proposals += m if flip else 0
-                for step in range(k):
-                    gibbs.visible_step(buf, m, W, a, vn, lanes)
-                    gibbs.hidden_step(buf, vn, phn, W, b, lanes, sign=-1.0, sample=step < k - 1)
-                np.matmul(VV[:2 * m].T, PP[:2 * m], out=G)
-                lr, inv_m = np.float32(self._lr(self.n_updates_, total)), np.float32(1.0 / m)
-                if self.centering:
-                    lam *= np.float32(1.0) - nu
-                    lam += nu * inv_m * sum_php
-                    K._update_centered(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b,
-                                       sum_php, buf.sum_h, mu_v, lam, mu, lr, inv_m, l2, l1)
-                else:
-                    K._update(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php,
-                              buf.sum_h, mu, lr, inv_m, l2, l1)
-                if idle is not None:
-                    VV[m:m_max] = idle
-                self.n_updates_ += 1
-                if self.n_updates_ > avg_start:
-                    n_avg += 1
-                    if averaged is None:
-                        averaged = (W.copy(), a.copy(), b.copy())
-                    else:
-                        for mean, x in zip(averaged, (W, a, b)):
-                            K._running_mean(mean, x, np.float32(1.0 / n_avg))
-            self.epochs_done_ = epoch
-            if averaged is not None:  # what checkpoints and the caller see
-                self.W_, self.a_, self.b_ = averaged
-            if self.method == "pcd":
-                self.persistent_chains_ = VV[:m_max].astype(np.int8)
-            if flip:
-                self.flip_rate_ = flips / max(proposals, 1)
-            if self.centering:
-                self.hidden_offset_ = lam.copy()
-            if callback is not None and epoch in checkpoints:
-                callback(epoch, self)
-        return self
+        return train(self, V, checkpoints, callback)
 
     def _params32(self):
         """W_, a_, b_ as the C-contiguous float32 arrays the Gibbs kernels require (no copy if so)."""
@@ -350,12 +239,12 @@ class RBM:
     def free_energy(self, V):
         """F(v) of each row of V (n, n_visible), float64 (n,); see free_energy.rbm_free_energy."""
         self._check_fitted()
-        return rbm_free_energy(_as_spins(V, self.W_.shape[0]), self.W_, self.a_, self.b_)
+        return rbm_free_energy(as_spins(V, self.W_.shape[0]), self.W_, self.a_, self.b_)
 
     def hidden_proba(self, V):
         """p(h_j = 1 | v) = sigmoid(b_j + (v^T W)_j) for V (n, n_visible); float64 (n, n_h)."""
         self._check_fitted()
-        V = _as_spins(V, self.W_.shape[0]).astype(np.float64)
+        V = as_spins(V, self.W_.shape[0]).astype(np.float64)
         return expit(V @ self.W_.astype(np.float64) + self.b_)
 
     def visible_proba(self, H):
@@ -379,7 +268,7 @@ class RBM:
     def gibbs(self, V, k, rng):
         """k block-Gibbs steps v -> h -> v from each row of V; int8 (n, n_visible)."""
         self._check_fitted()
-        V = _as_spins(V, self.W_.shape[0])
+        V = as_spins(V, self.W_.shape[0])
         buf = gibbs.Buffers(V.shape[0], *self.W_.shape)
         buf.v[:] = V
         gibbs.gibbs_steps(buf, V.shape[0], int(k), *self._params32(), K.make_lanes(rng))
@@ -410,27 +299,8 @@ class RBM:
             ``draws.reshape(-1, n_chains, n_visible)[:, c]`` is the time series of chain c.
         """
         self._check_fitted()
-        n_v, n_h = self.W_.shape
-        if n_chains < 1 or n_steps < 0 or thin < 1 or burn_in < 0:
-            raise ValueError(f"need n_chains >= 1, n_steps >= 0, thin >= 1, burn_in >= 0; got "
-                             f"{n_chains}, {n_steps}, {thin}, {burn_in}")
-        buf = gibbs.Buffers(n_chains, n_v, n_h)
-        if init is None:
-            buf.v[:] = np.where(rng.random((n_chains, n_v)) < 0.5, 1, -1)
-        else:
-            init = _as_spins(init, n_v, "init")
-            if init.shape[0] != n_chains:
-                raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
-            buf.v[:] = init
-        lanes = K.make_lanes(rng)
-        W, a, b = self._params32()
-        flip_rng = rng if flip_moves else None
-        flips = gibbs.gibbs_steps(buf, n_chains, burn_in, W, a, b, lanes, flip_rng)
-        n_records = n_steps // thin
-        out = np.empty((n_records, n_chains, n_v), np.int8)
-        for r in range(n_records):
-            flips += gibbs.gibbs_steps(buf, n_chains, thin, W, a, b, lanes, flip_rng)
-            out[r] = buf.v
-        steps = burn_in + n_records * thin
-        self.sample_flip_rate_ = flips / (steps * n_chains) if flip_moves and steps else None
-        return out.reshape(n_records * n_chains, n_v)
+        if init is not None:
+            init = as_spins(init, self.W_.shape[0], "init")
+        draws, self.sample_flip_rate_ = gibbs.sample_chains(*self._params32(), n_chains, n_steps, rng,
+                                                            init, thin, burn_in, flip_moves)
+        return draws

@@ -13,13 +13,35 @@ sampling (Neal 2001; Salakhutdinov & Murray 2008). Everything is float64.
 import numpy as np
 from scipy.special import logsumexp
 
-from workers.measures.free_energy import rbm_free_energy
 from workers.rbm.kernels import is_spin_array
 
-__all__ = ["log_partition", "log_partition_exact", "log_partition_bruteforce",
+__all__ = ["rbm_free_energy", "log_partition", "log_partition_exact", "log_partition_bruteforce",
            "log_partition_ais", "visible_bias_from_data"]
 
 _LN2 = np.log(2.0)
+
+
+def rbm_free_energy(V, W, a, b):
+    """Free energy F(v) of each row of V, in float64 (paper eq. 17).
+
+    F(v) = -a.v - sum_j log(1 + exp(b_j + sum_i W_ij v_i)), with log(1 + e^x) evaluated as
+    logaddexp(0, x) so that large |x| neither overflows nor loses the linear tail.
+
+    Parameters
+    ----------
+    V : array (n, n_visible) of +-1.
+    W : array (n_visible, n_hidden).
+    a : array (n_visible,).
+    b : array (n_hidden,).
+
+    Returns
+    -------
+    F : ndarray (n,) float64, so that p(v) = exp(-F(v)) / Z.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    x = V @ np.asarray(W, dtype=np.float64)
+    x += np.asarray(b, dtype=np.float64)
+    return -(V @ np.asarray(a, dtype=np.float64)) - np.logaddexp(0.0, x).sum(axis=1)
 
 
 def _params64(W, a, b):
