@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 from workers.ising.lattice import check_spins, random_lattice, total_energy, total_magnetization
 from workers.ising.metropolis import (_metropolis_reference, acceptance_table, acceptance_thresholds,
                                 metropolis_sweeps)
-from workers.ising.rng import (_next_uint64, _reference_next_uint64, _reference_uniform,
+from workers.ising.rng import (_next_uint64, _reference_next_uint64, reference_uniform,
                          child_seed_sequence, make_rng_state, uniform_doubles)
 from workers.ising.wolff import _wolff_reference, cluster_stack, wolff_sweep_equivalents, wolff_updates
 
@@ -45,7 +45,7 @@ def test_uniform_doubles_are_top_53_bits_and_match_reference():
     ref_state = state.copy()
     raw_state = state.copy()
     u = uniform_doubles(state, 2000)
-    assert_array_equal(u, [_reference_uniform(ref_state) for _ in range(2000)])
+    assert_array_equal(u, [reference_uniform(ref_state) for _ in range(2000)])
     raw = np.array([_next_uint64(raw_state) for _ in range(2000)], dtype=np.uint64)
     assert_array_equal(u, (raw >> np.uint64(11)).astype(np.float64) / 2.0**53)
     assert_array_equal(state, ref_state)

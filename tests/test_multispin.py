@@ -15,7 +15,7 @@ from workers.ising.multispin import (_count_bits, _multispin_reference, multispi
                                unpack_replicas)
 from contract.estimators import chain_integrated_time
 from workers.ising.observables import thermodynamics
-from workers.ising.rng import _reference_xoroshiro128pp, make_rng_state, random_words
+from workers.ising.rng import reference_xoroshiro128pp, make_rng_state, random_words
 
 SEED = 8675309
 
@@ -38,7 +38,7 @@ def test_xoroshiro128plusplus_matches_vigna_c_code():
                 9555452776773192676]
     assert random_words(np.array([1, 2], dtype=np.uint64), 5).tolist() == expected
     state = np.array([1, 2], dtype=np.uint64)
-    assert [_reference_xoroshiro128pp(state) for _ in range(5)] == expected
+    assert [reference_xoroshiro128pp(state) for _ in range(5)] == expected
     state = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9], dtype=np.uint64)
     assert int(random_words(state, 1001)[-1]) == 14447007850988669791
 

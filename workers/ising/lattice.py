@@ -33,7 +33,7 @@ def random_lattice(L, rng):
     spins : ndarray of int8, shape (L, L)
         Values in {-1, +1}.
     """
-    L = _check_size(L)
+    L = check_size(L)
     bits = rng.integers(0, 2, size=(L, L), dtype=np.int8)
     return (2 * bits - 1).astype(np.int8)
 
@@ -95,20 +95,20 @@ def check_spins(spins):
         raise ValueError(f"spins must have dtype int8, got {spins.dtype}")
     if spins.ndim != 2 or spins.shape[0] != spins.shape[1]:
         raise ValueError(f"spins must have shape (L, L), got {spins.shape}")
-    _check_size(spins.shape[0])
+    check_size(spins.shape[0])
     if not spins.flags.c_contiguous or not spins.flags.writeable:
         raise ValueError("spins must be C-contiguous and writeable (kernels update it in place)")
     if not np.all(np.abs(spins) == 1):
         raise ValueError("spins must contain only -1 and +1")
 
 
-def _check_size(L):
+def check_size(L):
     if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 2:
         raise ValueError(f"L must be an integer >= 2, got {L!r}")
     return int(L)
 
 
-def _check_count(n, name):
+def check_count(n, name):
     """A non-negative integer count (sweeps, updates, samples), or ValueError naming it."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {n!r}")

@@ -24,8 +24,8 @@ M. E. J. Newman and G. T. Barkema, "Monte Carlo Methods in Statistical Physics" 
 import numpy as np
 from numba import njit
 
-from workers.ising.lattice import _check_count, check_spins, total_energy, total_magnetization
-from workers.ising.rng import _TOP53, _check_state, _reference_uniform, _xorshift128p
+from workers.ising.lattice import check_count, check_spins, total_energy, total_magnetization
+from workers.ising.rng import TOP53, check_state, reference_uniform, xorshift128p
 
 __all__ = [
     "acceptance_table",
@@ -62,7 +62,7 @@ def acceptance_thresholds(beta):
 
 
 @njit(cache=True)
-def _metropolis_sweeps(spins, thresholds, n_sweeps, state, em):
+def metropolis_kernel(spins, thresholds, n_sweeps, state, em):
     """Run ``n_sweeps`` checkerboard sweeps in place; return the number of accepted flips.
 
     ``em`` (int64, shape (2,)) holds the current (E, M) and is updated incrementally, which is
@@ -84,8 +84,8 @@ def _metropolis_sweeps(spins, thresholds, n_sweeps, state, em):
                     right = c + 1 if c < L - 1 else 0
                     s = np.int64(spins[r, c])
                     k = s * (np.int64(spins[up, c]) + spins[down, c] + spins[r, left] + spins[r, right])
-                    s0, s1, x = _xorshift128p(s0, s1)
-                    flip = np.int64((x >> _TOP53) < thresholds[(k + 4) >> 1])
+                    s0, s1, x = xorshift128p(s0, s1)
+                    flip = np.int64((x >> TOP53) < thresholds[(k + 4) >> 1])
                     spins[r, c] = s - 2 * s * flip
                     accepted += flip
                     E += 2 * k * flip
@@ -130,15 +130,15 @@ def metropolis_sweeps(spins, beta, n_sweeps, rng_state, energy_magnetization=Non
     if spins.shape[0] % 2:
         raise ValueError(f"checkerboard Metropolis needs an even L, got L = {spins.shape[0]}; "
                          "use the Wolff sampler for odd L")
-    _check_state(rng_state)
-    n_sweeps = _check_count(n_sweeps, "n_sweeps")
+    check_state(rng_state)
+    n_sweeps = check_count(n_sweeps, "n_sweeps")
     if energy_magnetization is None:
         em = np.array([total_energy(spins), total_magnetization(spins)], dtype=np.int64)
     else:
         em = energy_magnetization
         if not (isinstance(em, np.ndarray) and em.dtype == np.int64 and em.shape == (2,)):
             raise ValueError("energy_magnetization must be an int64 array of shape (2,)")
-    return int(_metropolis_sweeps(spins, acceptance_thresholds(beta), n_sweeps, rng_state, em))
+    return int(metropolis_kernel(spins, acceptance_thresholds(beta), n_sweeps, rng_state, em))
 
 
 def _metropolis_reference(spins, beta, n_sweeps, rng_state):
@@ -157,7 +157,7 @@ def _metropolis_reference(spins, beta, n_sweeps, rng_state):
             field = (np.roll(spins, 1, 0).astype(np.int64) + np.roll(spins, -1, 0)
                      + np.roll(spins, 1, 1) + np.roll(spins, -1, 1))
             dE = 2 * spins[mask] * field[mask]
-            u = np.array([_reference_uniform(rng_state) for _ in range(dE.size)])
+            u = np.array([reference_uniform(rng_state) for _ in range(dE.size)])
             flip = u < np.where(dE <= 0, 1.0, np.exp(-beta * np.maximum(dE, 0)))
             new = spins[mask]
             new[flip] *= -1

@@ -34,9 +34,9 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from workers.ising.lattice import _check_count, _check_size
+from workers.ising.lattice import check_count, check_size
 from workers.ising.metropolis import acceptance_table
-from workers.ising.rng import _check_state, _reference_xoroshiro128pp, _xoroshiro128pp
+from workers.ising.rng import check_state, reference_xoroshiro128pp, xoroshiro128pp
 
 __all__ = [
     "N_REPLICAS",
@@ -93,7 +93,7 @@ def threshold_digits(beta):
 
 
 @njit(cache=True)
-def _multispin_sweeps(words, digits, always, n_sweeps, state):
+def multispin_kernel(words, digits, always, n_sweeps, state):
     """``n_sweeps`` checkerboard sweeps of all 64 replicas in place; return accepted flips."""
     L = words.shape[0]
     d4 = digits[0]
@@ -124,7 +124,7 @@ def _multispin_sweeps(words, digits, always, n_sweeps, state):
                     undecided = (one & ~always4) | (zero & ~always8)
                     i = 0
                     while undecided != 0 and i < 53:
-                        s0, s1, R = _xoroshiro128pp(s0, s1)
+                        s0, s1, R = xoroshiro128pp(s0, s1)
                         t = (one & d4[i]) | (zero & d8[i])
                         flip |= undecided & t & ~R  # digit of U < digit of t: accept
                         undecided &= ~(R ^ t)  # equal digits: still undecided
@@ -195,7 +195,7 @@ def _counts(planes, out):
 
 
 @njit(cache=True)
-def _replica_energy_magnetization(words, E, M, bonds):
+def replica_energy_magnetization_kernel(words, E, M, bonds):
     """E[k], M[k] of replica k: E = 2 (unsatisfied bonds) - 2N, M = 2 (up spins) - N.
 
     ``bonds`` (uint64, shape (2N,)) is work space for the unsatisfied-bond words.
@@ -222,7 +222,7 @@ def _replica_energy_magnetization(words, E, M, bonds):
 
 
 @njit(cache=True)
-def _unpack_rows(words, k0, n, out, row0):
+def unpack_rows(words, k0, n, out, row0):
     """``out[row0 + j] = spins of replica k0 + j`` (flattened, int8), j < n."""
     flat = words.reshape(words.size)
     for j in range(n):
@@ -264,18 +264,18 @@ def pack_replicas(spins):
 def unpack_replicas(words, n=N_REPLICAS):
     """Inverse of :func:`pack_replicas`: the first ``n`` replicas as int8, shape (n, L, L)."""
     _check_words(words)
-    n = _check_count(n, "n")
+    n = check_count(n, "n")
     if n > N_REPLICAS:
         raise ValueError(f"n must be <= 64, got {n}")
     L = words.shape[0]
     out = np.empty((n, L * L), dtype=np.int8)
-    _unpack_rows(words, 0, n, out, 0)
+    unpack_rows(words, 0, n, out, 0)
     return out.reshape(n, L, L)
 
 
 def random_replicas(L, rng):
     """64 independent infinite-temperature starts: uniformly random words, shape (L, L)."""
-    L = _check_size(L)
+    L = check_size(L)
     return rng.integers(0, 2**64, size=(L, L), dtype=np.uint64, endpoint=False)
 
 
@@ -300,10 +300,10 @@ def multispin_sweeps(words, beta, n_sweeps, rng_state):
     _check_words(words)
     if words.shape[0] % 2:
         raise ValueError(f"checkerboard Metropolis needs an even L, got L = {words.shape[0]}")
-    _check_state(rng_state)
-    n_sweeps = _check_count(n_sweeps, "n_sweeps")
+    check_state(rng_state)
+    n_sweeps = check_count(n_sweeps, "n_sweeps")
     digits, always = threshold_digits(beta)
-    return int(_multispin_sweeps(words, digits, always, n_sweeps, rng_state))
+    return int(multispin_kernel(words, digits, always, n_sweeps, rng_state))
 
 
 def replica_energy_magnetization(words):
@@ -317,7 +317,7 @@ def replica_energy_magnetization(words):
     _check_words(words)
     E = np.empty(N_REPLICAS, dtype=np.int64)
     M = np.empty(N_REPLICAS, dtype=np.int64)
-    _replica_energy_magnetization(words, E, M, np.empty(2 * words.size, dtype=np.uint64))
+    replica_energy_magnetization_kernel(words, E, M, np.empty(2 * words.size, dtype=np.uint64))
     return E, M
 
 
@@ -347,7 +347,7 @@ def _multispin_reference(words, beta, n_sweeps, rng_state):
                     accept = t >= 2**53
                     for i in range(_DIGITS if not accept else 0):
                         while len(drawn) <= i:
-                            drawn.append(_reference_xoroshiro128pp(rng_state))
+                            drawn.append(reference_xoroshiro128pp(rng_state))
                         bit_u = (drawn[i] >> k) & 1
                         bit_t = (t >> (_DIGITS - 1 - i)) & 1
                         if bit_u != bit_t:

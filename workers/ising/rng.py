@@ -16,7 +16,7 @@ follow the project's seeding rule (docs/conventions.md: seeds derive from task i
 
 The multi-spin sampler needs all 64 bits of every draw to be good random bits, which the low
 bits of xorshift128+ are not; it uses xoroshiro128++ (same two-word state, about the same cost)
-through :func:`random_words` / ``_xoroshiro128pp``.
+through :func:`random_words` / ``xoroshiro128pp``.
 
 References
 ----------
@@ -39,11 +39,11 @@ __all__ = [
 _MASK64 = (1 << 64) - 1
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 # numba types mixed uint64/int64 arithmetic as float64, so shifts must be uint64 too.
-_A = np.uint64(23)
-_B = np.uint64(18)
-_C = np.uint64(5)
-_TOP53 = np.uint64(11)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # replaces an all-zero state (a fixed point)
+XORSHIFT_A = np.uint64(23)
+XORSHIFT_B = np.uint64(18)
+XORSHIFT_C = np.uint64(5)
+TOP53 = np.uint64(11)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # replaces an all-zero state (a fixed point)
 # xoroshiro128++ rotations and shift (Blackman & Vigna 2021: r, a, b, c = 17, 49, 21, 28)
 _R17, _L47 = np.uint64(17), np.uint64(47)
 _R49, _L15 = np.uint64(49), np.uint64(15)
@@ -68,7 +68,7 @@ def make_rng_state(seed_seq):
         raise TypeError(f"seed_seq must be a numpy.random.SeedSequence, got {type(seed_seq).__name__}")
     state = np.ascontiguousarray(seed_seq.generate_state(2, dtype=np.uint64))
     if state[0] == 0 and state[1] == 0:  # probability 2**-128, but the zero state never moves
-        state[1] = _GOLDEN
+        state[1] = GOLDEN
     return state
 
 
@@ -96,7 +96,7 @@ def child_seed_sequence(seed_seq, index):
 
 
 @njit(cache=True)
-def _xorshift128p(s0, s1):
+def xorshift128p(s0, s1):
     """One xorshift128+ step on a state held in two locals.
 
     Returns ``(new_s0, new_s1, output)``; kernels keep the state in locals this way so that it
@@ -105,12 +105,12 @@ def _xorshift128p(s0, s1):
     x = s0
     y = s1
     out = x + y
-    x ^= x << _A
-    return y, x ^ y ^ (x >> _B) ^ (y >> _C), out
+    x ^= x << XORSHIFT_A
+    return y, x ^ y ^ (x >> XORSHIFT_B) ^ (y >> XORSHIFT_C), out
 
 
 @njit(cache=True)
-def _xoroshiro128pp(s0, s1):
+def xoroshiro128pp(s0, s1):
     """One xoroshiro128++ step on a state held in two locals; returns ``(s0, s1, output)``.
 
     Used where *every* bit of an output is consumed as a random bit (the multi-spin sampler):
@@ -130,7 +130,7 @@ def _random_words(state, out):
     s0 = state[0]
     s1 = state[1]
     for k in range(out.shape[0]):
-        s0, s1, out[k] = _xoroshiro128pp(s0, s1)
+        s0, s1, out[k] = xoroshiro128pp(s0, s1)
     state[0] = s0
     state[1] = s1
 
@@ -151,15 +151,15 @@ def random_words(rng_state, n):
 
 
 @njit(cache=True)
-def _to_unit(x):
+def to_unit(x):
     """Top 53 bits of a uint64 as a double in [0, 1): ``(x >> 11) * 2**-53``."""
-    return np.float64(x >> _TOP53) * _TWO_M53
+    return np.float64(x >> TOP53) * _TWO_M53
 
 
 @njit(cache=True)
 def _next_uint64(state):
     """Advance ``state`` (uint64, shape (2,)) in place and return the next output."""
-    s0, s1, out = _xorshift128p(state[0], state[1])
+    s0, s1, out = xorshift128p(state[0], state[1])
     state[0] = s0
     state[1] = s1
     return out
@@ -170,8 +170,8 @@ def _uniform_doubles(state, out):
     s0 = state[0]
     s1 = state[1]
     for k in range(out.shape[0]):
-        s0, s1, x = _xorshift128p(s0, s1)
-        out[k] = _to_unit(x)
+        s0, s1, x = xorshift128p(s0, s1)
+        out[k] = to_unit(x)
     state[0] = s0
     state[1] = s1
 
@@ -194,13 +194,13 @@ def uniform_doubles(rng_state, n):
 
 def _draw(kernel, rng_state, n, dtype):
     """``n`` draws of ``kernel`` into a new array of ``dtype``, advancing ``rng_state`` in place."""
-    _check_state(rng_state)
+    check_state(rng_state)
     out = np.empty(int(n), dtype=dtype)
     kernel(rng_state, out)
     return out
 
 
-def _check_state(rng_state):
+def check_state(rng_state):
     if not (isinstance(rng_state, np.ndarray) and rng_state.dtype == np.uint64
             and rng_state.shape == (2,) and rng_state.flags.c_contiguous):
         raise ValueError("rng_state must be a C-contiguous uint64 array of shape (2,); "
@@ -229,7 +229,7 @@ def _rotl(x, k):
     return ((x << k) | (x >> (64 - k))) & _MASK64
 
 
-def _reference_xoroshiro128pp(state):
+def reference_xoroshiro128pp(state):
     """Pure-Python xoroshiro128++ step (Vigna's C code with Python ints); advances ``state``."""
     s0, s1 = int(state[0]), int(state[1])
     out = (_rotl((s0 + s1) & _MASK64, 17) + s0) & _MASK64
@@ -239,6 +239,6 @@ def _reference_xoroshiro128pp(state):
     return out
 
 
-def _reference_uniform(state):
-    """Pure-Python counterpart of ``_to_unit(_next_uint64(state))``."""
+def reference_uniform(state):
+    """Pure-Python counterpart of ``to_unit(_next_uint64(state))``."""
     return (_reference_next_uint64(state) >> 11) * _TWO_M53

@@ -50,12 +50,12 @@ from numba import njit
 from contract.estimators import chain_integrated_time
 
 from contract.constants import TC
-from workers.ising.lattice import _check_count, _check_size, random_lattice, total_energy, total_magnetization
-from workers.ising.metropolis import _metropolis_sweeps, acceptance_thresholds
-from workers.ising.multispin import (N_REPLICAS, _multispin_sweeps, _replica_energy_magnetization,
-                        _unpack_rows, random_replicas, threshold_digits)
+from workers.ising.lattice import check_count, check_size, random_lattice, total_energy, total_magnetization
+from workers.ising.metropolis import metropolis_kernel, acceptance_thresholds
+from workers.ising.multispin import (N_REPLICAS, multispin_kernel, replica_energy_magnetization_kernel,
+                        unpack_rows, random_replicas, threshold_digits)
 from workers.ising.rng import child_seed_sequence, make_rng_state
-from workers.ising.wolff import _add_threshold, _wolff_sweep_equivalents, _wolff_updates, cluster_stack
+from workers.ising.wolff import add_threshold, wolff_sweep_equivalents_kernel, wolff_updates_kernel, cluster_stack
 
 __all__ = [
     "TC",
@@ -162,7 +162,7 @@ def _metropolis_measure(spins, thresholds, state, n_meas, thin, e_out, m_out, sa
     accepted = 0
     j = 0
     for k in range(n_meas):
-        accepted += _metropolis_sweeps(spins, thresholds, 1, state, em)
+        accepted += metropolis_kernel(spins, thresholds, 1, state, em)
         e_out[k] = em[0] / N
         m_out[k] = em[1] / N
         if (k + 1) % thin == 0 and j < samples.shape[0]:
@@ -180,7 +180,7 @@ def _wolff_measure(spins, threshold, state, stack, n_clusters, n_meas, thin, e_o
     flipped = 0
     j = 0
     for k in range(n_meas):
-        flipped += _wolff_updates(spins, threshold, n_clusters, state, stack)
+        flipped += wolff_updates_kernel(spins, threshold, n_clusters, state, stack)
         e_out[k] = total_energy(spins) / N
         m_out[k] = total_magnetization(spins) / N
         if (k + 1) % thin == 0 and j < samples.shape[0]:
@@ -201,14 +201,14 @@ def _multispin_measure(words, digits, always, state, n_meas, thin, e_out, m_out,
     accepted = 0
     row = 0
     for k in range(n_meas):
-        accepted += _multispin_sweeps(words, digits, always, 1, state)
-        _replica_energy_magnetization(words, E, M, bonds)
+        accepted += multispin_kernel(words, digits, always, 1, state)
+        replica_energy_magnetization_kernel(words, E, M, bonds)
         for j in range(64):
             e_out[k, j] = E[j] / N
             m_out[k, j] = M[j] / N
         if (k + 1) % thin == 0 and row < samples.shape[0]:
             n = min(64, samples.shape[0] - row)
-            _unpack_rows(words, 0, n, samples, row)
+            unpack_rows(words, 0, n, samples, row)
             row += n
     return accepted
 
@@ -227,23 +227,23 @@ class _Chain:
         elif algorithm == "multispin":
             self.digits, self.always = threshold_digits(beta)
         else:
-            self.threshold = _add_threshold(beta)
+            self.threshold = add_threshold(beta)
             self.stack = cluster_stack(spins.shape[0])
 
     def burn(self, n_sweeps):
         """Equilibrate; for Wolff also fix the clusters per measurement from the second half."""
         if self.algorithm == "metropolis":
             em = np.zeros(2, dtype=np.int64)  # E, M not needed here: any start value will do
-            _metropolis_sweeps(self.spins, self.thresholds, n_sweeps, self.state, em)
+            metropolis_kernel(self.spins, self.thresholds, n_sweeps, self.state, em)
             return
         if self.algorithm == "multispin":
-            _multispin_sweeps(self.spins, self.digits, self.always, n_sweeps, self.state)
+            multispin_kernel(self.spins, self.digits, self.always, n_sweeps, self.state)
             return
         counts = np.zeros(2, dtype=np.int64)
         first = n_sweeps // 2
-        _wolff_sweep_equivalents(self.spins, self.threshold, first, self.state, self.stack, counts)
+        wolff_sweep_equivalents_kernel(self.spins, self.threshold, first, self.state, self.stack, counts)
         counts[:] = 0
-        _wolff_sweep_equivalents(self.spins, self.threshold, max(n_sweeps - first, 1),
+        wolff_sweep_equivalents_kernel(self.spins, self.threshold, max(n_sweeps - first, 1),
                                  self.state, self.stack, counts)
         self.clusters_per_sweep = max(1, int(round(self.spins.size * counts[1] / counts[0])))
 
@@ -286,7 +286,7 @@ def _pilot_thin(chain, n_store):
 
 
 def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
-    _check_size(L)
+    check_size(L)
     T = float(T)
     if not np.isfinite(T) or T <= 0:
         raise ValueError(f"T must be a finite number > 0, got {T}")
@@ -295,12 +295,12 @@ def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
     if algorithm in ("metropolis", "multispin") and L % 2:
         raise ValueError(f"algorithm {algorithm!r} (checkerboard) needs an even L, got L = {L}; "
                          "use 'wolff' or 'auto'")
-    burn_in = _check_count(burn_in, "burn_in")
-    n_samples = _check_count(n_samples, "n_samples")
+    burn_in = check_count(burn_in, "burn_in")
+    n_samples = check_count(n_samples, "n_samples")
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if thin != "auto":
-        thin = _check_count(thin, "thin")
+        thin = check_count(thin, "thin")
         if thin < 1:
             raise ValueError(f"thin must be an integer >= 1 or 'auto', got {thin}")
     if not isinstance(seed_seq, np.random.SeedSequence):

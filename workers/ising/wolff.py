@@ -27,8 +27,8 @@ M. E. J. Newman and G. T. Barkema, "Monte Carlo Methods in Statistical Physics" 
 import numpy as np
 from numba import njit
 
-from workers.ising.lattice import _check_count, check_spins
-from workers.ising.rng import _TOP53, _check_state, _reference_uniform, _to_unit, _xorshift128p
+from workers.ising.lattice import check_count, check_spins
+from workers.ising.rng import TOP53, check_state, reference_uniform, to_unit, xorshift128p
 
 __all__ = [
     "add_probability",
@@ -46,7 +46,7 @@ def add_probability(beta):
     return -np.expm1(-2.0 * beta)
 
 
-def _add_threshold(beta):
+def add_threshold(beta):
     """``ceil(p_add 2**53)``: ``(x >> 11) < threshold`` is the event ``u < p_add`` exactly."""
     return np.uint64(np.ceil(add_probability(beta) * 2.0**53))
 
@@ -59,8 +59,8 @@ def cluster_stack(L):
 @njit(inline="always")
 def _try_add(spins, stack, r, c, old, flip, threshold, top, size, s0, s1):
     """One branch-free bond test of neighbour (r, c); returns the advanced (top, size, s0, s1)."""
-    s0, s1, x = _xorshift128p(s0, s1)
-    add = (spins[r, c] == old) & ((x >> _TOP53) < threshold)
+    s0, s1, x = xorshift128p(s0, s1)
+    add = (spins[r, c] == old) & ((x >> TOP53) < threshold)
     stack[top, 0] = r
     stack[top, 1] = c
     spins[r, c] += flip * add
@@ -87,8 +87,8 @@ def _wolff_cluster(spins, threshold, s0, s1, stack):
     """
     L = spins.shape[0]
     N = L * L
-    s0, s1, x = _xorshift128p(s0, s1)
-    seed = min(np.int64(_to_unit(x) * N), N - 1)
+    s0, s1, x = xorshift128p(s0, s1)
+    seed = min(np.int64(to_unit(x) * N), N - 1)
     r = seed // L
     c = seed - r * L
     old = spins[r, c]
@@ -114,7 +114,7 @@ def _wolff_cluster(spins, threshold, s0, s1, stack):
 
 
 @njit(cache=True)
-def _wolff_updates(spins, threshold, n_updates, state, stack):
+def wolff_updates_kernel(spins, threshold, n_updates, state, stack):
     s0 = state[0]
     s1 = state[1]
     flipped = 0
@@ -127,7 +127,7 @@ def _wolff_updates(spins, threshold, n_updates, state, stack):
 
 
 @njit(cache=True)
-def _wolff_sweep_equivalents(spins, threshold, n_sweeps, state, stack, counts):
+def wolff_sweep_equivalents_kernel(spins, threshold, n_sweeps, state, stack, counts):
     """``n_sweeps`` times: cluster updates until >= N spins flipped; counts += (flipped, clusters)."""
     N = spins.shape[0] * spins.shape[1]
     s0 = state[0]
@@ -145,7 +145,7 @@ def _wolff_sweep_equivalents(spins, threshold, n_sweeps, state, stack, counts):
 
 def _check_inputs(spins, rng_state, stack):
     check_spins(spins)
-    _check_state(rng_state)
+    check_state(rng_state)
     N = spins.size
     if stack is None:
         return cluster_stack(spins.shape[0])
@@ -178,8 +178,8 @@ def wolff_updates(spins, beta, n_updates, rng_state, stack=None):
         Total number of flipped spins (sum of cluster sizes).
     """
     stack = _check_inputs(spins, rng_state, stack)
-    n_updates = _check_count(n_updates, "n_updates")
-    return int(_wolff_updates(spins, _add_threshold(beta), n_updates, rng_state, stack))
+    n_updates = check_count(n_updates, "n_updates")
+    return int(wolff_updates_kernel(spins, add_threshold(beta), n_updates, rng_state, stack))
 
 
 def wolff_sweep_equivalents(spins, beta, n_sweeps, rng_state, stack=None):
@@ -207,9 +207,9 @@ def wolff_sweep_equivalents(spins, beta, n_sweeps, rng_state, stack=None):
         Number of cluster updates performed.
     """
     stack = _check_inputs(spins, rng_state, stack)
-    n_sweeps = _check_count(n_sweeps, "n_sweeps")
+    n_sweeps = check_count(n_sweeps, "n_sweeps")
     counts = np.zeros(2, dtype=np.int64)
-    _wolff_sweep_equivalents(spins, _add_threshold(beta), n_sweeps, rng_state, stack, counts)
+    wolff_sweep_equivalents_kernel(spins, add_threshold(beta), n_sweeps, rng_state, stack, counts)
     return int(counts[0]), int(counts[1])
 
 
@@ -223,7 +223,7 @@ def _wolff_reference(spins, beta, n_updates, rng_state):
     p_add = 1.0 - np.exp(-2.0 * beta)
     flipped = 0
     for _ in range(n_updates):
-        seed = min(int(_reference_uniform(rng_state) * L * L), L * L - 1)
+        seed = min(int(reference_uniform(rng_state) * L * L), L * L - 1)
         r0, c0 = divmod(seed, L)
         old = int(spins[r0, c0])
         cluster = {(r0, c0)}
@@ -231,7 +231,7 @@ def _wolff_reference(spins, beta, n_updates, rng_state):
         while stack:
             r, c = stack.pop()
             for nr, nc in (((r - 1) % L, c), ((r + 1) % L, c), (r, (c - 1) % L), (r, (c + 1) % L)):
-                u = _reference_uniform(rng_state)  # drawn for every neighbour, used or not
+                u = reference_uniform(rng_state)  # drawn for every neighbour, used or not
                 if (nr, nc) not in cluster and spins[nr, nc] == old and u < p_add:
                     cluster.add((nr, nc))
                     stack.append((nr, nc))

@@ -27,7 +27,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from workers.ising.rng import _A, _B, _C, _GOLDEN
+from workers.ising.rng import XORSHIFT_A, XORSHIFT_B, XORSHIFT_C, GOLDEN
 
 __all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
 
@@ -53,7 +53,7 @@ def make_lanes(rng):
     """Lane states (2, LANES) uint64 drawn from a numpy Generator; no lane is all zero."""
     state = np.ascontiguousarray(rng.integers(0, 2**64, size=(2, LANES), dtype=np.uint64))
     dead = (state[0] == 0) & (state[1] == 0)
-    state[1, dead] = _GOLDEN
+    state[1, dead] = GOLDEN
     return state
 
 
@@ -127,9 +127,9 @@ def _fill(lanes, words, n_words):
             x = s0[lane]
             y = s1[lane]
             words[base + lane] = x + y
-            x ^= x << _A
+            x ^= x << XORSHIFT_A
             s0[lane] = y
-            s1[lane] = x ^ y ^ (x >> _B) ^ (y >> _C)
+            s1[lane] = x ^ y ^ (x >> XORSHIFT_B) ^ (y >> XORSHIFT_C)
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,0 +1,244 @@
+"""The sections of a sweep spec: frozen dataclasses that validate themselves.
+
+Constructing a section checks every field with the rules of :mod:`.readers` and normalises it
+(lists become tuples, checkpoints gain epochs 0 and the last), so an invalid section cannot exist:
+``RBMSpec(epochs=-1)`` raises :class:`SpecError` exactly as ``epochs = -1`` in a spec file does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from types import SimpleNamespace
+
+from .readers import (ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES,
+                      MAX_SEED, MAX_STEPS, MAX_SWEEPS, MAX_UNITS, METHODS, as_bool, as_choice, as_int,
+                      as_float, as_list, as_rate, as_units, fail)
+
+__all__ = ["SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec"]
+
+
+def _defaults(cls) -> SimpleNamespace:
+    return SimpleNamespace(**{f.name: f.default for f in fields(cls) if f.default is not MISSING})
+
+
+def _table(section) -> dict:
+    """A section's values as the TOML table that would give it (tuples as lists)."""
+    return {f.name: list(v) if isinstance(v := getattr(section, f.name), tuple) else v
+            for f in fields(section)}
+
+
+def _settle(section, values: dict) -> None:
+    for name, value in values.items():
+        object.__setattr__(section, name, value)
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """``[sampling]``: how each (L, T) is sampled (see workers.ising.simulate)."""
+
+    algorithm: str = "metropolis"
+    burn_in: int = 1000
+    samples: int = 2000
+    thin: int | str = 10
+    symmetrize: bool = True
+
+    KEYS = ("algorithm", "burn_in", "samples", "thin", "symmetrize")
+
+    def __post_init__(self):
+        _settle(self, self.checked(_table(self)))
+
+    @classmethod
+    def parse(cls, t: dict):
+        """The section from its TOML table (keys already checked against KEYS)."""
+        return cls(**t)
+
+    @classmethod
+    def checked(cls, t: dict) -> dict:
+        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
+        d = _defaults(cls)
+        thin = t.get("thin", d.thin)
+        if thin != "auto":
+            thin = as_int("sampling.thin", thin, ge=1, le=MAX_SWEEPS) if not isinstance(thin, str) else None
+            if thin is None:
+                raise fail("sampling.thin", t["thin"], 'an integer >= 1 or "auto"')
+        return dict(
+            algorithm=as_choice("sampling.algorithm", t.get("algorithm", d.algorithm), ALGORITHMS),
+            burn_in=as_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0, le=MAX_SWEEPS),
+            samples=as_int("sampling.samples", t.get("samples", d.samples), ge=1, le=MAX_SAMPLES),
+            thin=thin,
+            symmetrize=as_bool("sampling.symmetrize", t.get("symmetrize", d.symmetrize)),
+        )
+
+
+@dataclass(frozen=True)
+class RBMSpec:
+    """``[rbm]``: the RBM variants trained on every sample set (absent: no training stage)."""
+
+    n_hidden: tuple[int | str, ...] = (16,)
+    method: str = "pcd"
+    k: int = 5
+    learning_rate: float | str = "auto"  # resolve_learning_rate
+    momentum: float = 0.5
+    lr_schedule: str = "linear"
+    epochs: int = 200
+    batch_size: int = 100
+    checkpoints: tuple[int, ...] = (0,)
+    held_out: float = 0.2
+    seeds: tuple[int, ...] = (0,)
+    l1: float = 0.0
+    l2: float = 1e-4
+    init_std: float = 0.01
+    log_partition: str = "auto"
+    max_exact_units: int = 20
+    gibbs_chains: int = 100
+    gibbs_steps: int = 1000
+    centering: bool = True
+    flip_moves: bool = True
+    averaging: float = 0.5
+
+    KEYS = ("n_hidden", "method", "k", "learning_rate", "momentum", "lr_schedule", "epochs",
+            "batch_size", "checkpoints", "held_out", "seeds", "l1", "l2", "init_std",
+            "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps", "centering",
+            "flip_moves", "averaging")
+
+    def __post_init__(self):
+        _settle(self, self.checked(_table(self)))
+
+    @classmethod
+    def parse(cls, t: dict):
+        """The section from its TOML table (keys already checked against KEYS)."""
+        return cls(**t)
+
+    @classmethod
+    def checked(cls, t: dict) -> dict:
+        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
+        d = _defaults(cls)
+        n_hidden = tuple(as_units(f"rbm.n_hidden[{i}]", v)
+                         for i, v in enumerate(as_list("rbm.n_hidden", t.get("n_hidden", list(d.n_hidden)))))
+        if len(set(n_hidden)) != len(n_hidden):  # "N/4" and 16 may meet at one L: that is fine
+            raise fail("rbm.n_hidden", list(n_hidden), "a list without repeats")
+        epochs = as_int("rbm.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS)
+        checkpoints = set()
+        for i, c in enumerate(as_list("rbm.checkpoints", t.get("checkpoints", [0]), nonempty=False)):
+            c = as_int(f"rbm.checkpoints[{i}]", c, ge=0)
+            if c > epochs:
+                raise fail(f"rbm.checkpoints[{i}]", c, f"<= rbm.epochs ({epochs})")
+            checkpoints.add(c)
+        seeds = [as_int(f"rbm.seeds[{i}]", s, ge=0, le=MAX_SEED)
+                 for i, s in enumerate(as_list("rbm.seeds", t.get("seeds", list(d.seeds))))]
+        if len(set(seeds)) != len(seeds):
+            raise fail("rbm.seeds", seeds, "a list without repeats")
+        return dict(
+            n_hidden=n_hidden,
+            method=as_choice("rbm.method", t.get("method", d.method), METHODS),
+            k=as_int("rbm.k", t.get("k", d.k), ge=1, le=MAX_STEPS),
+            learning_rate=as_rate("rbm.learning_rate", t.get("learning_rate", d.learning_rate)),
+            momentum=as_float("rbm.momentum", t.get("momentum", d.momentum), ge=0, lt=1),
+            lr_schedule=as_choice("rbm.lr_schedule", t.get("lr_schedule", d.lr_schedule), LR_SCHEDULES),
+            epochs=epochs,
+            batch_size=as_int("rbm.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
+            # epoch 0, the initialisation, is always recorded, and so is the final epoch
+            checkpoints=tuple(sorted(checkpoints | {0, epochs})),
+            held_out=as_float("rbm.held_out", t.get("held_out", d.held_out), gt=0, lt=1),
+            seeds=tuple(seeds),
+            l1=as_float("rbm.l1", t.get("l1", d.l1), ge=0),
+            l2=as_float("rbm.l2", t.get("l2", d.l2), ge=0),
+            init_std=as_float("rbm.init_std", t.get("init_std", d.init_std), gt=0),
+            log_partition=as_choice("rbm.log_partition", t.get("log_partition", d.log_partition),
+                                  LOG_PARTITION),
+            max_exact_units=as_int("rbm.max_exact_units", t.get("max_exact_units", d.max_exact_units),
+                                 ge=1, le=30),
+            gibbs_chains=as_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1,
+                              le=MAX_UNITS),
+            gibbs_steps=as_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10,
+                             le=MAX_STEPS),
+            centering=as_bool("rbm.centering", t.get("centering", d.centering)),
+            flip_moves=as_bool("rbm.flip_moves", t.get("flip_moves", d.flip_moves)),
+            averaging=as_float("rbm.averaging", t.get("averaging", d.averaging), ge=0, lt=1),
+        )
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """``[analysis]``: block sizes for RG alignment ("auto": every b | L with 2 <= b <= L/2)."""
+
+    block_sizes: str | tuple[int, ...] = "auto"
+
+    KEYS = ("block_sizes",)
+
+    def __post_init__(self):
+        _settle(self, self.checked(_table(self)))
+
+    @classmethod
+    def parse(cls, t: dict):
+        """The section from its TOML table (keys already checked against KEYS)."""
+        return cls(**t)
+
+    @classmethod
+    def checked(cls, t: dict) -> dict:
+        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
+        value = t.get("block_sizes", "auto")
+        if value == "auto":
+            return {"block_sizes": "auto"}
+        if not isinstance(value, list):
+            raise fail("analysis.block_sizes", value, '"auto" or a list of integers >= 2')
+        sizes = tuple(sorted({as_int(f"analysis.block_sizes[{i}]", b, ge=2)
+                              for i, b in enumerate(as_list("analysis.block_sizes", value))}))
+        return {"block_sizes": sizes}
+
+
+@dataclass(frozen=True)
+class RGFlowSpec:
+    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows, one flow task per lattice size.
+
+    The flows of size L use the sample sets of L and, to measure a renormalized temperature, the
+    Monte Carlo curves of the coarse sizes L/b, L/b^2, ... that the same sweep contains.
+    """
+
+    block: int = 2
+    layers: tuple[int | str, ...] = ("N/4", "N/16")
+    rbm_flow_steps: int = 20
+    rbm_flow_hidden: int | str = "N/4"
+    epochs: int = 20
+    learning_rate: float = 0.05
+    batch_size: int = 100
+    lattice_sizes: str | tuple[int, ...] = "auto"
+
+    KEYS = ("block", "layers", "rbm_flow_steps", "rbm_flow_hidden", "epochs", "learning_rate",
+            "batch_size", "lattice_sizes")
+
+    def __post_init__(self):
+        _settle(self, self.checked(_table(self)))
+
+    @classmethod
+    def parse(cls, t: dict):
+        """The section from its TOML table (keys already checked against KEYS)."""
+        return cls(**t)
+
+    @classmethod
+    def checked(cls, t: dict) -> dict:
+        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
+        d = _defaults(cls)
+        layers = as_list("rg_flow.layers", t.get("layers", list(d.layers)))
+        sizes = t.get("lattice_sizes", "auto")
+        if sizes != "auto":
+            sizes = tuple(as_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4, le=MAX_L)
+                          for i, L in enumerate(as_list("rg_flow.lattice_sizes", sizes)))
+            if len(set(sizes)) != len(sizes):
+                raise fail("rg_flow.lattice_sizes", list(sizes), "a list without repeats")
+        return dict(
+            block=as_int("rg_flow.block", t.get("block", d.block), ge=2, le=MAX_L),
+            layers=tuple(as_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
+            rbm_flow_steps=as_int("rg_flow.rbm_flow_steps", t.get("rbm_flow_steps", d.rbm_flow_steps),
+                                ge=0, le=10_000),
+            rbm_flow_hidden=as_units("rg_flow.rbm_flow_hidden", t.get("rbm_flow_hidden", d.rbm_flow_hidden)),
+            epochs=as_int("rg_flow.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS),
+            learning_rate=as_float("rg_flow.learning_rate", t.get("learning_rate", d.learning_rate), gt=0),
+            batch_size=as_int("rg_flow.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
+            lattice_sizes=sizes,
+        )
+
+    def sizes_for(self, lattice_sizes: tuple[int, ...]) -> tuple[int, ...]:
+        """The lattice sizes that get flows: those with at least one coarse level >= 4 x 4."""
+        chosen = lattice_sizes if self.lattice_sizes == "auto" else self.lattice_sizes
+        return tuple(L for L in chosen if L % self.block == 0 and L // self.block >= 4)
