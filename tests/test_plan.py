@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 
 from orchestrator.plan import make_plan, spawn_key, task_id
 from orchestrator.spec import parse_spec
