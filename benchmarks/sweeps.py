@@ -27,9 +27,10 @@ def _spec(name, Ls, temps, burn_in, samples, thin):
 # peak of the (much larger) benchmark process that started it
 _PEAK_RSS = """
 import sys
+from contract.configs import SampleConfig
 from workers.tasks import sample_task
-config = {"L": 64, "T": 2.269185, "algorithm": sys.argv[2], "burn_in": 10,
-          "samples": int(sys.argv[1]), "thin": 1, "seed": 1}
+config = SampleConfig(L=64, T=2.269185, algorithm=sys.argv[2], burn_in=10, samples=int(sys.argv[1]), thin=1,
+                      symmetrize=False, seed=1)
 sample_task(config, (0,), {})
 with open("/proc/self/status") as f:
     print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024.0)

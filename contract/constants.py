@@ -6,10 +6,17 @@ J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
 
 import math
 
-__all__ = ["TC", "CODE_VERSIONS"]
+__all__ = ["TC", "CODE_VERSIONS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES"]
 
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+#: The samplers, training methods, partition-function methods and learning-rate schedules.
+ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
+CHECKERBOARD = ("metropolis", "multispin")  # samplers that need the two-colour checkerboard (even L)
+METHODS = ("cd", "pcd")
+LOG_PARTITION = ("auto", "exact", "ais")
+LR_SCHEDULES = ("constant", "linear", "inverse")
 
 #: Version of the code that computes each kind of task, bumped when that code's results change
 #: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under

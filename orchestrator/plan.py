@@ -13,46 +13,24 @@ depends on the sample tasks of that size and of its coarse sizes).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Iterator
 
-from contract.constants import CODE_VERSIONS
+from contract.configs import FlowConfig, SampleConfig, TrainConfig, config_from_json, spawn_key, task_id
 from contract.estimators import block_sizes
-from contract.schemas import SCHEMA_VERSION
 
 from .spec import SweepSpec, resolve_learning_rate, resolve_units
 
 __all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-
-
-def task_id(kind: str, config: dict) -> str:
-    """Content hash of a task: 16 hex digits of SHA-256 over canonical JSON, schema and code versions."""
-    doc = {"kind": kind, "config": config, "schema": SCHEMA_VERSION}
-    if CODE_VERSIONS.get(kind, 1) != 1:
-        doc["code"] = CODE_VERSIONS[kind]
-    return hashlib.sha256(_canonical(doc).encode()).hexdigest()[:16]
-
-
-def spawn_key(tid: str) -> tuple[int, ...]:
-    """The id as two 32-bit words: the ``spawn_key`` of the task's ``SeedSequence``."""
-    return (int(tid[:8], 16), int(tid[8:16], 16))
-
-
 @dataclass(frozen=True)
 class Task:
     """One unit of work: what to run (``kind``), with what (``config``), after what (``deps``).
 
-    ``config`` is a plain JSON-able dict (kept as canonical JSON so the dataclass is hashable
-    and immutable); :attr:`id` and :attr:`spawn_key` derive from it.
+    ``config`` is the typed config of :mod:`contract.configs` (kept as its canonical JSON, which
+    is small to pickle to a worker); :attr:`id` and :attr:`spawn_key` derive from it.
     """
 
     kind: str
@@ -60,16 +38,16 @@ class Task:
     deps: tuple[str, ...] = ()
 
     @classmethod
-    def make(cls, kind: str, config: dict, deps: tuple[str, ...] = ()) -> "Task":
-        return cls(kind=kind, config_json=_canonical(config), deps=deps)
+    def make(cls, config: SampleConfig | TrainConfig | FlowConfig, deps: tuple[str, ...] = ()) -> "Task":
+        return cls(kind=config.KIND, config_json=config.canonical(), deps=deps)
 
-    @property
-    def config(self) -> dict:
-        return json.loads(self.config_json)
+    @cached_property
+    def config(self) -> SampleConfig | TrainConfig | FlowConfig:
+        return config_from_json(self.kind, self.config_json)
 
     @cached_property
     def id(self) -> str:
-        return task_id(self.kind, self.config)
+        return task_id(self.kind, self.config.to_dict())
 
     @property
     def spawn_key(self) -> tuple[int, ...]:
@@ -77,12 +55,12 @@ class Task:
 
     @property
     def L(self) -> int:
-        return self.config["L"]
+        return self.config.L
 
     @property
     def T(self) -> float:
         """The task's temperature; NaN for a flow task, which spans all temperatures of its L."""
-        return self.config.get("T", float("nan"))
+        return getattr(self.config, "T", float("nan"))
 
 
 @dataclass(frozen=True)
@@ -104,35 +82,30 @@ class Plan:
         return sum(t.kind == kind for t in self.tasks)
 
 
-def sample_config(spec: SweepSpec, L: int, T: float) -> dict:
+def sample_config(spec: SweepSpec, L: int, T: float) -> SampleConfig:
     s = spec.sampling
-    return {"L": L, "T": T, "algorithm": s.algorithm, "burn_in": s.burn_in,
-            "samples": s.samples, "thin": s.thin, "symmetrize": s.symmetrize, "seed": spec.seed}
+    return SampleConfig(L=L, T=T, algorithm=s.algorithm, burn_in=s.burn_in, samples=s.samples, thin=s.thin,
+                        symmetrize=s.symmetrize, seed=spec.seed)
 
 
-def train_configs(spec: SweepSpec, sample: Task) -> Iterator[dict]:
+def train_configs(spec: SweepSpec, sample: Task) -> Iterator[TrainConfig]:
     """One config per (hidden size, seed) of ``[rbm]`` for one sample task."""
     r = spec.rbm
     L = sample.L
     chosen = block_sizes(L, spec.analysis.block_sizes)
     for n_hidden in dict.fromkeys(resolve_units(nh, L * L) for nh in r.n_hidden):
         for seed in r.seeds:
-            yield {
-                "L": L, "T": sample.T, "sample_task": sample.id, "n_visible": L * L,
-                "n_hidden": n_hidden, "method": r.method, "k": r.k,
-                "learning_rate": resolve_learning_rate(r.learning_rate, n_hidden),
-                "momentum": r.momentum,
-                "lr_schedule": r.lr_schedule, "epochs": r.epochs, "batch_size": r.batch_size,
-                "checkpoints": list(r.checkpoints), "held_out": r.held_out, "rbm_seed": seed,
-                "l1": r.l1, "l2": r.l2, "init_std": r.init_std, "log_partition": r.log_partition,
-                "max_exact_units": r.max_exact_units, "gibbs_chains": r.gibbs_chains,
-                "gibbs_steps": r.gibbs_steps, "centering": r.centering, "flip_moves": r.flip_moves,
-                "averaging": r.averaging,
-                "block_sizes": chosen, "seed": spec.seed,
-            }
+            yield TrainConfig(
+                L=L, T=sample.T, sample_task=sample.id, n_visible=L * L, n_hidden=n_hidden,
+                method=r.method, k=r.k, learning_rate=resolve_learning_rate(r.learning_rate, n_hidden),
+                momentum=r.momentum, lr_schedule=r.lr_schedule, epochs=r.epochs, batch_size=r.batch_size,
+                checkpoints=r.checkpoints, held_out=r.held_out, rbm_seed=seed, l1=r.l1, l2=r.l2,
+                init_std=r.init_std, log_partition=r.log_partition, max_exact_units=r.max_exact_units,
+                gibbs_chains=r.gibbs_chains, gibbs_steps=r.gibbs_steps, centering=r.centering,
+                flip_moves=r.flip_moves, averaging=r.averaging, block_sizes=chosen, seed=spec.seed)
 
 
-def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[dict, tuple[str, ...]]:
+def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfig, tuple[str, ...]]:
     """One flow task per lattice size: its sources (the sample tasks of L) and the Monte Carlo
     curves of the coarse sizes L/b, L/b^2, ... in the sweep (for the renormalized temperature)."""
     f = spec.rg_flow
@@ -147,34 +120,32 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[dict, tup
             break
         size //= f.block
     r = spec.rbm
-    config = {
-        "L": L, "kind": "flow", "block": f.block, "seed": spec.seed,
-        "layers": [resolve_units(nh, L * L) for nh in f.layers],
-        "rbm_flow_steps": f.rbm_flow_steps, "rbm_flow_hidden": resolve_units(f.rbm_flow_hidden, L * L),
-        "epochs": f.epochs, "learning_rate": f.learning_rate, "batch_size": f.batch_size,
-        "method": r.method if r else "cd", "k": r.k if r else 1, "momentum": r.momentum if r else 0.5,
-        "l2": r.l2 if r else 1e-4, "init_std": r.init_std if r else 0.01,
-        "centering": r.centering if r else False, "flip_moves": r.flip_moves if r else False,
-        "averaging": r.averaging if r else 0.0,
-        "sources": [[s.T, s.id] for s in by_L[L]],
-        "curves": [[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
-        "block_sizes": block_sizes(L, spec.analysis.block_sizes),
-    }
+    config = FlowConfig(
+        L=L, block=f.block, seed=spec.seed, layers=[resolve_units(nh, L * L) for nh in f.layers],
+        rbm_flow_steps=f.rbm_flow_steps, rbm_flow_hidden=resolve_units(f.rbm_flow_hidden, L * L),
+        epochs=f.epochs, learning_rate=f.learning_rate, batch_size=f.batch_size,
+        method=r.method if r else "cd", k=r.k if r else 1, momentum=r.momentum if r else 0.5,
+        l2=r.l2 if r else 1e-4, init_std=r.init_std if r else 0.01,
+        centering=r.centering if r else False, flip_moves=r.flip_moves if r else False,
+        averaging=r.averaging if r else 0.0,
+        sources=[[s.T, s.id] for s in by_L[L]],
+        curves=[[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
+        block_sizes=block_sizes(L, spec.analysis.block_sizes))
     deps = tuple(s.id for s in by_L[L]) + tuple(s.id for Lc in coarse for s in by_L[Lc])
     return config, deps
 
 
 def make_plan(spec: SweepSpec) -> Plan:
     """Expand the (L, T) grid and the RBM variants into tasks; samples first, then training."""
-    samples = [Task.make("sample", sample_config(spec, L, T))
+    samples = [Task.make(sample_config(spec, L, T))
                for L in spec.lattice_sizes for T in spec.temperatures]
     trains: list[Task] = []
     if spec.rbm is not None:
         for s in samples:
-            trains += [Task.make("train", cfg, deps=(s.id,)) for cfg in train_configs(spec, s)]
+            trains += [Task.make(cfg, deps=(s.id,)) for cfg in train_configs(spec, s)]
     flows: list[Task] = []
     if spec.rg_flow is not None:
         for L in spec.rg_flow.sizes_for(spec.lattice_sizes):
             config, deps = flow_config(spec, L, samples)
-            flows.append(Task.make("flow", config, deps=deps))
+            flows.append(Task.make(config, deps=deps))
     return Plan(tasks=tuple(samples + trains + flows))

@@ -58,30 +58,30 @@ class Machine:
 
 
 def _samples(task: Task, plan: dict[str, Task]) -> int:
-    return plan[task.deps[0]].config["samples"] if task.deps and task.deps[0] in plan else 0
+    return plan[task.deps[0]].config.samples if task.deps and task.deps[0] in plan else 0
 
 
 def task_estimate(task: Task, plan: dict[str, Task]) -> Estimate:
     """Peak memory and disk of one task; ``plan`` maps ids to tasks (for its inputs' sizes)."""
     c, N = task.config, task.L * task.L
     if task.kind == "sample":
-        spins = c["samples"] * N
+        spins = c.samples * N
         return Estimate(BASE_BYTES + SAMPLE_FIXED + SAMPLE_PER_SPIN * spins,
-                        DISK_FIXED + DISK_PER_SPIN * spins + DISK_PER_SAMPLE * c["samples"])
+                        DISK_FIXED + DISK_PER_SPIN * spins + DISK_PER_SAMPLE * c.samples)
     if task.kind == "train":
-        weights, kept = c["n_visible"] * c["n_hidden"], len(c["checkpoints"])
+        weights, kept = c.n_visible * c.n_hidden, len(c.checkpoints)
         spins = _samples(task, plan) * N
         return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
                         + (TRAIN_PER_WEIGHT + PER_WEIGHT_CHECKPOINT * kept) * weights,
                         DISK_FIXED + DISK_PER_WEIGHT * kept * weights)
     # flow: every temperature's samples at once (and pooled for the RG-flow RBM); the weights
     # in training are small beside them (fitted: 10.9 bytes per spin at L = 32 and 64, weights ~0)
-    spins = sum(plan[tid].config["samples"] for _, tid in c["sources"] if tid in plan) * N
-    sizes = [N] + list(c["layers"])
+    spins = sum(plan[tid].config.samples for _, tid in c.sources if tid in plan) * N
+    sizes = [N] + list(c.layers)
     layers = [a * b for a, b in zip(sizes, sizes[1:])]
     return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
-                    + FLOW_PER_WEIGHT * max(layers + [N * c["rbm_flow_hidden"]]),
-                    DISK_FIXED + DISK_PER_WEIGHT * (len(c["sources"]) * sum(layers) + N * c["rbm_flow_hidden"]))
+                    + FLOW_PER_WEIGHT * max(layers + [N * c.rbm_flow_hidden]),
+                    DISK_FIXED + DISK_PER_WEIGHT * (len(c.sources) * sum(layers) + N * c.rbm_flow_hidden))
 
 
 def _meminfo() -> dict[str, float]:

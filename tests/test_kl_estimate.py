@@ -16,6 +16,7 @@ from workers.exact import kaufman
 from workers.measures.free_energy import ising_energy, kl_estimate, rbm_free_energy
 from workers.rbm.partition import log_partition, log_partition_exact
 from workers.rbm.model import RBM
+from contract.configs import SampleConfig
 from contract.layout import samples_array
 from workers.tasks import sample_task
 
@@ -36,8 +37,8 @@ def enumeration():
 
 
 def _samples(T, symmetrize, n=3000, stream=0):
-    cfg = {"L": L, "T": T, "algorithm": "metropolis", "burn_in": 500, "samples": n, "thin": 4,
-           "symmetrize": symmetrize, "seed": 99}
+    cfg = SampleConfig(L=L, T=T, algorithm="metropolis", burn_in=500, samples=n, thin=4,
+                       symmetrize=symmetrize, seed=99)
     out = sample_task(cfg, (int(T * 1e6), stream), {})
     table = pa.table({k: out["samples"][k] for k in ("index", "spins")})
     return samples_array(table, N)

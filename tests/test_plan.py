@@ -48,17 +48,39 @@ def test_dag_training_depends_on_its_sample_task_and_comes_after_it():
         (dep,) = t.deps
         assert position[dep] < position[t.id]
         source = plan.by_id()[dep]
-        assert (source.L, source.T) == (t.L, t.T) and t.config["sample_task"] == dep
-    assert {t.config["n_hidden"] for t in trains if t.L == 8} == {4, 16}
-    assert {tuple(t.config["block_sizes"]) for t in trains if t.L == 8} == {(2, 4)}
+        assert (source.L, source.T) == (t.L, t.T) and t.config.sample_task == dep
+    assert {t.config.n_hidden for t in trains if t.L == 8} == {4, 16}
+    assert {t.config.block_sizes for t in trains if t.L == 8} == {(2, 4)}
 
 
-def test_config_is_immutable_json():
-    task = make_plan(parse_spec(RAW)).tasks[0]
-    cfg = task.config
-    cfg["L"] = 999
-    assert task.config["L"] != 999
-    assert json.loads(task.config_json) == task.config
+def test_config_is_typed_immutable_and_round_trips_through_its_json():
+    import dataclasses
+
+    import pytest
+
+    from contract.configs import CONFIGS, config_from_json
+
+    for task in make_plan(parse_spec(RAW)):
+        cfg = task.config
+        assert isinstance(cfg, CONFIGS[task.kind])
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cfg.L = 999
+        assert config_from_json(task.kind, task.config_json) == cfg
+        assert json.loads(task.config_json) == cfg.to_dict()
+
+
+def test_an_invalid_config_cannot_be_constructed():
+    import dataclasses
+
+    import pytest
+
+    sample = make_plan(parse_spec(RAW)).tasks[0].config
+    train = next(t for t in make_plan(parse_spec(RAW)) if t.kind == "train").config
+    for cfg, field, value, rule in [(sample, "T", -1.0, "a number > 0"), (sample, "thin", 0, "auto"),
+                                    (sample, "algorithm", "gibbs", "one of"), (train, "epochs", -1, ">= 1"),
+                                    (train, "n_visible", 7, "L \\* L"), (train, "momentum", 1.0, r"\[0, 1\)")]:
+        with pytest.raises(ValueError, match=f"{field} must be .*{rule}"):
+            dataclasses.replace(cfg, **{field: value})
 
 
 def test_code_versions_enter_the_ids_of_their_kind():
@@ -81,13 +103,13 @@ def test_code_versions_enter_the_ids_of_their_kind():
         assert CODE_VERSIONS[kind] > 1
         assert task_id(kind, cfg) != unversioned(kind)
     bumped = dict(CODE_VERSIONS, sample=CODE_VERSIONS["sample"] + 1)
-    import orchestrator.plan as plan
+    import contract.configs as configs
     before = {k: task_id(k, cfg) for k in CODE_VERSIONS}
-    plan.CODE_VERSIONS, saved = bumped, plan.CODE_VERSIONS
+    configs.CODE_VERSIONS, saved = bumped, configs.CODE_VERSIONS
     try:
         after = {k: task_id(k, cfg) for k in CODE_VERSIONS}
     finally:
-        plan.CODE_VERSIONS = saved
+        configs.CODE_VERSIONS = saved
     assert after["sample"] != before["sample"]
     assert after["train"] == before["train"] and after["flow"] == before["flow"]
 
@@ -98,7 +120,7 @@ def test_auto_learning_rate_resolves_per_hidden_size_in_the_configs():
 
     base = {"sweep": {"name": "lr", "seed": 1, "lattice_sizes": [8], "temperatures": [2.5]},
             "rbm": {"n_hidden": [16, 64, 128, 256]}}
-    rates = {t.config["n_hidden"]: t.config["learning_rate"]
+    rates = {t.config.n_hidden: t.config.learning_rate
              for t in make_plan(parse_spec(base)) if t.kind == "train"}
     assert rates == {16: 0.05, 64: 0.05, 128: 0.025, 256: 0.0125}
     explicit = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64], "learning_rate": 0.05}}

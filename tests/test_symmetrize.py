@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from contract.configs import SampleConfig
 from contract.layout import samples_array
 from workers.tasks import sample_task
 
 
 def _run(symmetrize, T=1.8, L=16, n=2000):
-    config = {"L": L, "T": T, "algorithm": "metropolis", "burn_in": 1000, "samples": n, "thin": 10,
-              "symmetrize": symmetrize, "seed": 20261201}
+    config = SampleConfig(L=L, T=T, algorithm="metropolis", burn_in=1000, samples=n, thin=10,
+                          symmetrize=symmetrize, seed=20261201)
     return sample_task(config, (7, 11), {})
 
 

@@ -7,20 +7,21 @@ import pyarrow as pa
 import pytest
 
 from workers.ising.simulate import simulate
+from contract.configs import TrainConfig
 from contract.layout import pack_spins
 from workers.tasks.train import chain_order, held_out_split, stored_chains, train_task
 
 SAMPLE_ID = "0123456789abcdef"
 
 
-def config(**overrides) -> dict:
+def config(**overrides) -> TrainConfig:
     cfg = dict(L=4, T=2.5, sample_task=SAMPLE_ID, n_visible=16, n_hidden=6, method="cd", k=1,
                learning_rate=0.05, momentum=0.5, lr_schedule="constant", epochs=6, batch_size=50,
                checkpoints=[0, 2, 6], held_out=0.25, rbm_seed=0, l1=0.0, l2=1e-4, init_std=0.01,
                log_partition="auto", max_exact_units=20, gibbs_chains=20, gibbs_steps=200,
                block_sizes=[2], seed=11, centering=False, flip_moves=False, averaging=0.0)
     cfg.update(overrides)
-    return cfg
+    return TrainConfig(**cfg)
 
 
 @pytest.fixture(scope="module")

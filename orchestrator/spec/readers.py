@@ -13,15 +13,12 @@ import math
 import re
 from typing import Any, Callable
 
+from contract.constants import ALGORITHMS, CHECKERBOARD, LOG_PARTITION, LR_SCHEDULES, METHODS  # noqa: F401
+
 __all__ = ["SpecError", "fail", "as_int", "as_float", "as_bool", "as_rate", "as_choice", "as_list",
            "as_units", "check_keys", "section", "shown", "key_name", "resolve_learning_rate",
            "resolve_units"]
 
-ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
-CHECKERBOARD = ("metropolis", "multispin")  # samplers that need the two-colour checkerboard (even L)
-METHODS = ("cd", "pcd")
-LOG_PARTITION = ("auto", "exact", "ais")
-LR_SCHEDULES = ("constant", "linear", "inverse")
 
 #: Bounds that keep every task within what the code handles and a machine can hold: the
 #: checkerboard samplers need L >= 4 (at L = 2 a site's two neighbours on one axis are the

@@ -1,8 +1,8 @@
 """The task entry points every backend runs: config in, plain table columns out.
 
-Each runner takes ``(config, spawn_key, inputs)`` — the task's JSON config, the spawn key its
-random stream derives from (``SeedSequence(config["seed"], spawn_key=spawn_key)``) and its
-dependencies' outputs — and returns ``{table name: {column: values}}``.  The orchestrator adds
+Each runner takes ``(config, spawn_key, inputs)`` — the task's typed config
+(:mod:`contract.configs`), the spawn key its random stream derives from
+(``SeedSequence(config.seed, spawn_key=spawn_key)``) and its dependencies' outputs — and returns ``{table name: {column: values}}``.  The orchestrator adds
 the task key columns and checks the columns against the explicit schemas.  Nothing here knows
 about Ray, processes or files.  One module per kind: :mod:`.sample`, :mod:`.train`, :mod:`.flow`.
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.configs import FlowConfig
 from contract.layout import samples_array
 
 from workers.rbm.model import RBM
@@ -53,7 +54,7 @@ def _observables(obs: dict) -> dict:
 
 def _blockspin(source, T, configs, cfg, curves, rng) -> list[dict]:
     rows = []
-    for level, coarse in enumerate(blockspin_levels(configs, cfg["block"], rng)):
+    for level, coarse in enumerate(blockspin_levels(configs, cfg.block, rng)):
         size = coarse.shape[1]
         obs = configuration_observables(coarse, T)
         T_eff = T_err = _NAN
@@ -68,26 +69,26 @@ def _blockspin(source, T, configs, cfg, curves, rng) -> list[dict]:
 class _LayerTables:
     """rbm_params / spectra / rg_alignment rows of the RBMs a flow trains (layer column = depth)."""
 
-    def __init__(self, cfg: dict, perm: np.ndarray):
+    def __init__(self, cfg: FlowConfig, perm: np.ndarray):
         self.cfg, self.perm = cfg, perm
         self.rows = {"rbm_params": [], "spectra": [], "rg_alignment": []}
 
     def add(self, source, T, layer, W, a, b, field, V_test=None) -> float:
         """Record one layer; returns its mean alignment at the flow's block size for this depth."""
-        cfg, L = self.cfg, self.cfg["L"]
+        cfg, L = self.cfg, self.cfg.L
         n_v, n_h = W.shape
-        key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg["method"],
-               "rbm_seed": 0, "layer": layer, "epoch": cfg["epochs"]}
-        self.rows["rbm_params"].append({**key, "init_std": cfg["init_std"], "a": a, "b": b, "W": W.ravel()})
+        key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg.method,
+               "rbm_seed": 0, "layer": layer, "epoch": cfg.epochs}
+        self.rows["rbm_params"].append({**key, "init_std": cfg.init_std, "a": a, "b": b, "W": W.ravel()})
         self.rows["spectra"].append(with_constants(spectrum_rows(W), **key))
         # Alignment of the receptive field projected to the lattice; the blocks a layer of depth
         # k should see are b^k wide (block-spin RG), capped at L/2.  corr only for layer 1,
         # whose projected field is its own W.
-        target = min(cfg["block"] ** layer, L // 2)
+        target = min(cfg.block ** layer, L // 2)
         mean_at_target = _NAN
         corr_from = {"b_hidden": b, "V": V_test} if layer == 1 else {}
-        rows_per_block = alignment_rows(field, L, cfg["block_sizes"], perm=self.perm, **corr_from)
-        for block, rows in zip(cfg["block_sizes"], rows_per_block):
+        rows_per_block = alignment_rows(field, L, cfg.block_sizes, perm=self.perm, **corr_from)
+        for block, rows in zip(cfg.block_sizes, rows_per_block):
             self.rows["rg_alignment"].append(with_constants(rows, **{**key, "n_visible": L * L}))
             if block == target:
                 mean_at_target = float(np.mean(rows["score"]))
@@ -99,62 +100,62 @@ class _LayerTables:
                 "spectra": stack(self.rows["spectra"]), "rg_alignment": stack(self.rows["rg_alignment"])}
 
 
-def _rbm_kwargs(cfg: dict) -> dict:
-    return {"method": cfg["method"], "k": cfg["k"], "learning_rate": cfg["learning_rate"],
-            "momentum": cfg["momentum"], "l2": cfg["l2"], "batch_size": cfg["batch_size"],
-            "epochs": cfg["epochs"], "init_std": cfg["init_std"], "centering": cfg["centering"],
-            "flip_moves": cfg["flip_moves"], "averaging": cfg["averaging"]}
+def _rbm_kwargs(cfg: FlowConfig) -> dict:
+    return {"method": cfg.method, "k": cfg.k, "learning_rate": cfg.learning_rate,
+            "momentum": cfg.momentum, "l2": cfg.l2, "batch_size": cfg.batch_size,
+            "epochs": cfg.epochs, "init_std": cfg.init_std, "centering": cfg.centering,
+            "flip_moves": cfg.flip_moves, "averaging": cfg.averaging}
 
 
 def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
-    stack = train_stack(V, cfg["layers"], _rbm_kwargs(cfg), rng)
+    stack = train_stack(V, cfg.layers, _rbm_kwargs(cfg), rng)
     Ws = [r.W_.astype(np.float64) for r in stack["rbms"]]
     rows = []
     for depth, (rbm, field) in enumerate(zip(stack["rbms"], projected_fields(Ws)), start=1):
         mean_alignment = layers.add(source, T, depth, rbm.W_, rbm.a_, rbm.b_, field,
                                     V_test=V if depth == 1 else None)
         rows.append(_flow_row(source, T, "stacked", depth, rbm.W_.shape[1],
-                              extent=float(np.nanmean(field_extent(field, cfg["L"]))),
+                              extent=float(np.nanmean(field_extent(field, cfg.L))),
                               mean_alignment=mean_alignment))
     return rows
 
 
 def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
     pooled = np.concatenate(list(data.values()))
-    rbm = RBM(n_hidden=cfg["rbm_flow_hidden"], random_state=rng, **_rbm_kwargs(cfg)).fit(pooled)
+    rbm = RBM(n_hidden=cfg.rbm_flow_hidden, random_state=rng, **_rbm_kwargs(cfg)).fit(pooled)
     rows = []
     for T, source in sources:
         V0 = data[source][:RBM_FLOW_CONFIGS]
-        for step, V in enumerate(rbm_flow(rbm, V0, cfg["rbm_flow_steps"], rng)):
-            obs = configuration_observables(V, T, L=cfg["L"])
+        for step, V in enumerate(rbm_flow(rbm, V0, cfg.rbm_flow_steps, rng)):
+            obs = configuration_observables(V, T, L=cfg.L)
             T_eff, T_err, chi2 = match_temperature_joint(
                 [obs["e"], obs["m_abs"]], [obs["e_err"], obs["m_abs_err"]], curve["T"],
                 [curve["e"], curve["m_abs"]], [curve["e_err"], curve["m_abs_err"]])
             # chi2 (1 degree of freedom) says whether any MC temperature reproduces e and |m|
             # together; a large value means the generated configurations are not Ising-like.
-            rows.append(_flow_row(source, T, "rbmflow", step, cfg["L"], T_eff=T_eff, T_eff_err=T_err,
+            rows.append(_flow_row(source, T, "rbmflow", step, cfg.L, T_eff=T_eff, T_eff_err=T_err,
                                   match_chi2=float(chi2), **_observables(obs)))
     return rows
 
 
-def flow_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
+def flow_task(config: FlowConfig, spawn_key, inputs: dict) -> dict[str, dict]:
     """All three flows for one lattice size; returns rg_flow, rbm_params, spectra, rg_alignment."""
-    cfg, L = config, config["L"]
+    cfg, L = config, config.L
     blk_ss, stack_ss, flow_ss, perm_ss = np.random.SeedSequence(
-        cfg["seed"], spawn_key=tuple(spawn_key)).spawn(4)
-    curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg["sources"]])}
-    for Lc, members in cfg["curves"]:
+        cfg.seed, spawn_key=tuple(spawn_key)).spawn(4)
+    curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg.sources])}
+    for Lc, members in cfg.curves:
         curves[Lc] = mc_curves([inputs[s]["ising"] for _, s in members])
-    data = {s: samples_array(inputs[s]["samples"], L * L) for _, s in cfg["sources"]}
+    data = {s: samples_array(inputs[s]["samples"], L * L) for _, s in cfg.sources}
     layers = _LayerTables(cfg, np.random.default_rng(perm_ss).permutation(L * L))
     rows = []
     blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)
-    for T, source in sorted(cfg["sources"]):
+    for T, source in sorted(cfg.sources):
         configs = data[source].reshape(-1, L, L)
         rows += _blockspin(source, T, configs, cfg, curves, blk_rng)
-        if cfg["layers"]:
+        if cfg.layers:
             rows += _stacked(source, T, data[source], cfg, layers, stack_rng)
-    if cfg["rbm_flow_steps"] > 0:
-        rows += _rbmflow(sorted(cfg["sources"]), data, cfg, curves[L], np.random.default_rng(flow_ss))
+    if cfg.rbm_flow_steps > 0:
+        rows += _rbmflow(sorted(cfg.sources), data, cfg, curves[L], np.random.default_rng(flow_ss))
     # [rg_flow] layers is never empty (the spec requires a list), so every layer table has rows.
     return {"rg_flow": columns_of(rows), **layers.columns()}

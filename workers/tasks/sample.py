@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.configs import SampleConfig
 from contract.layout import pack_spins
 from workers.exact import kaufman
 from workers.ising.observables import thermodynamics
@@ -30,8 +31,8 @@ def symmetrize(samples: np.ndarray, seed_seq: np.random.SeedSequence) -> np.ndar
     return samples
 
 
-def _seed_sequence(config: dict, spawn_key) -> np.random.SeedSequence:
-    return np.random.SeedSequence(config["seed"], spawn_key=tuple(spawn_key))
+def _seed_sequence(config: SampleConfig, spawn_key) -> np.random.SeedSequence:
+    return np.random.SeedSequence(config.seed, spawn_key=tuple(spawn_key))
 
 
 def _exact(L: int, T: float) -> dict:
@@ -42,26 +43,26 @@ def _exact(L: int, T: float) -> dict:
         return {k: float("nan") for k in ("u", "c", "f", "lnZ")}
 
 
-def sample_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
+def sample_task(config: SampleConfig, spawn_key, inputs: dict) -> dict[str, dict]:
     """Monte Carlo for one (L, T): thermodynamics row, stored samples, measurement series.
 
     The series keep the chain's own signs (they are what reweighting needs); the stored samples
     are symmetrized when the config says so (:func:`symmetrize`).
     """
-    L, T = int(config["L"]), float(config["T"])
+    L, T = int(config.L), float(config.T)
     seed_seq = _seed_sequence(config, spawn_key)
-    run = simulate(L, T, config["algorithm"], config["burn_in"], config["samples"], config["thin"],
+    run = simulate(L, T, config.algorithm, config.burn_in, config.samples, config.thin,
                    seed_seq)
-    if config.get("symmetrize", False):
+    if config.symmetrize:
         symmetrize(run["samples"], seed_seq)
     obs = thermodynamics(run["e_series"], run["m_series"], L, T)
     exact = _exact(L, T)
     n = run["samples"].shape[0]
     ising = {
-        "algorithm": config["algorithm"], "algorithm_used": run["algorithm_used"],
-        "burn_in": config["burn_in"], "n_samples": n, "thin": int(run["thin_used"]),
-        "thin_auto": config["thin"] == "auto", "symmetrize": bool(config.get("symmetrize", False)),
-        "seed": config["seed"],
+        "algorithm": config.algorithm, "algorithm_used": run["algorithm_used"],
+        "burn_in": config.burn_in, "n_samples": n, "thin": int(run["thin_used"]),
+        "thin_auto": config.thin == "auto", "symmetrize": bool(config.symmetrize),
+        "seed": config.seed,
         "n_measurements": int(np.size(run["e_series"])),
         **{k: float(obs[k]) for k in ("e", "e_err", "m_abs", "m_abs_err", "m2", "m4", "C", "C_err",
                                       "chi", "chi_err", "binder", "binder_err", "tau_int_e",

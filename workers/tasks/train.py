@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from contract.configs import TrainConfig
 from contract.layout import samples_array
 
 from workers.exact import kaufman
@@ -110,11 +111,11 @@ def _per_spin(V: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
 class _Checkpoints:
     """Collects the per-checkpoint rows of every table while the RBM trains."""
 
-    def __init__(self, cfg: dict, train: np.ndarray, test: np.ndarray, exact: dict, rngs, perm):
+    def __init__(self, cfg: TrainConfig, train: np.ndarray, test: np.ndarray, exact: dict, rngs, perm):
         self.cfg, self.train, self.test, self.exact = cfg, train, test, exact
         self.ais_rng, self.model_rng = rngs
         self.perm = perm
-        self.L, self.beta = cfg["L"], 1.0 / cfg["T"]
+        self.L, self.beta = cfg.L, 1.0 / cfg.T
         self.beta_H_test = self.beta * ising_energy(test, self.L)
         self.m_test = test.astype(np.float64).mean(axis=1)
         self.rows = {name: [] for name in ("rbm_params", "free_energy", "spectra", "rg_alignment")}
@@ -137,11 +138,11 @@ class _Checkpoints:
 
     def _free_energy(self, epoch, rbm, W, a, b) -> None:
         cfg, N = self.cfg, self.L * self.L
-        lnZ, lnZ_err, method = log_partition(W, a, b, method=cfg["log_partition"], rng=self.ais_rng,
-                                             data=self.train, max_units=cfg["max_exact_units"])
+        lnZ, lnZ_err, method = log_partition(W, a, b, method=cfg.log_partition, rng=self.ais_rng,
+                                             data=self.train, max_units=cfg.max_exact_units)
         F_test = rbm_free_energy(self.test, W, a, b)
         # Short model chains started from held-out data: <F> under the model, roughly.
-        init = self.test[spread(len(self.test), min(len(self.test), self.cfg["gibbs_chains"]))]
+        init = self.test[spread(len(self.test), min(len(self.test), self.cfg.gibbs_chains))]
         model = rbm.sample(len(init), MODEL_F_STEPS, self.model_rng, init=init, thin=MODEL_F_STEPS,
                            flip_moves=True)
         kl = kl_estimate(F_test, self.beta_H_test, self.beta, N, self.exact["u"], lnZ,
@@ -162,30 +163,30 @@ class _Checkpoints:
         self.rows["spectra"].append(with_constants(spectrum_rows(W), epoch=epoch))
 
     def _alignment(self, epoch, W, b_hidden) -> None:
-        for rows in alignment_rows(W, self.L, self.cfg["block_sizes"], b_hidden=b_hidden, V=self.test,
+        for rows in alignment_rows(W, self.L, self.cfg.block_sizes, b_hidden=b_hidden, V=self.test,
                                    perm=self.perm):
             self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
 
 
-def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
+def train_task(config: TrainConfig, spawn_key, inputs: dict) -> dict[str, dict]:
     """Train one RBM variant and measure it; returns the columns of the six training tables."""
     cfg = config
-    L, T, N = cfg["L"], cfg["T"], cfg["L"] * cfg["L"]
-    source = inputs[cfg["sample_task"]]
+    L, T, N = cfg.L, cfg.T, cfg.L * cfg.L
+    source = inputs[cfg.sample_task]
     V = samples_array(source["samples"], N)
-    train_idx, test_idx = held_out_split(len(V), cfg["held_out"], cfg["sample_task"], cfg["seed"])
+    train_idx, test_idx = held_out_split(len(V), cfg.held_out, cfg.sample_task, cfg.seed)
     train, test = V[train_idx], V[chain_order(test_idx, stored_chains(source.get("ising")))]
 
     fit_ss, ais_ss, model_ss, gibbs_ss, perm_ss = np.random.SeedSequence(
-        cfg["seed"], spawn_key=tuple(spawn_key)).spawn(5)
+        cfg.seed, spawn_key=tuple(spawn_key)).spawn(5)
     ex = kaufman(L, T)
     exact = {"lnZ": float(ex["lnZ"]), "u": float(ex["u"])}
     checkpoints = _Checkpoints(cfg, train, test, exact,
                                (np.random.default_rng(ais_ss), np.random.default_rng(model_ss)),
                                np.random.default_rng(perm_ss).permutation(N))
-    rbm = RBM(n_hidden=cfg["n_hidden"], random_state=fit_ss, **{k: cfg[k] for k in RBM_SETTINGS})
+    rbm = RBM(n_hidden=cfg.n_hidden, random_state=fit_ss, **{k: getattr(cfg, k) for k in RBM_SETTINGS})
     t0 = time.perf_counter()
-    rbm.fit(train, checkpoints=[c for c in cfg["checkpoints"] if c > 0], callback=checkpoints)
+    rbm.fit(train, checkpoints=[c for c in cfg.checkpoints if c > 0], callback=checkpoints)
     wall = time.perf_counter() - t0
     train_seconds = max(wall - checkpoints.seconds, 1e-9)
 
@@ -194,7 +195,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     # typical set, so no chain spends its burn-in escaping a stripe state) and burnt in for a
     # fifth of their steps; the chains are independent columns for the errors.
     gibbs_rng = np.random.default_rng(gibbs_ss)
-    n_chains, n_steps = cfg["gibbs_chains"], cfg["gibbs_steps"]
+    n_chains, n_steps = cfg.gibbs_chains, cfg.gibbs_steps
     burn_in = n_steps // 5
     thin = max(1, math.ceil(n_chains * (n_steps - burn_in) / MAX_RBM_DRAWS))
     init = test[spread(len(test), n_chains)]
@@ -206,8 +207,8 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     mc_obs = thermodynamics(*stored_series(e_mc, m_mc, stored_chains(source.get("ising"))), L, T)
 
     path = transport_path(checkpoints.Ws)
-    key = {"sample_task": cfg["sample_task"], "n_visible": N, "n_hidden": cfg["n_hidden"],
-           "method": cfg["method"], "rbm_seed": cfg["rbm_seed"], "layer": 1}
+    key = {"sample_task": cfg.sample_task, "n_visible": N, "n_hidden": cfg.n_hidden,
+           "method": cfg.method, "rbm_seed": cfg.rbm_seed, "layer": 1}
 
     def with_key(columns: dict) -> dict:
         return with_constants(columns, **key)
@@ -215,7 +216,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
     final = checkpoints.last
     obs_keys = ("e", "e_err", "m_abs", "m_abs_err", "C", "C_err", "chi", "chi_err")
     rbm_row = {
-        **key, **{k: cfg[k] for k in RBM_SETTINGS if k != "method"},
+        **key, **{k: getattr(cfg, k) for k in RBM_SETTINGS if k != "method"},
         "n_train": len(train), "n_test": len(test),
         "lnZ_rbm": final["lnZ_rbm"], "lnZ_rbm_err": final["lnZ_rbm_err"], "lnZ_method": final["lnZ_method"],
         **{k: final[k] for k in FINAL_COLUMNS},
@@ -224,7 +225,7 @@ def train_task(config: dict, spawn_key, inputs: dict) -> dict[str, dict]:
         "w1_e": float(wasserstein1(e_rbm, e_mc)),
         "w1_m": float(wasserstein1(np.abs(m_rbm), np.abs(m_mc))),
         "m_pos_frac": float(np.mean(m_rbm > 0)), "flip_rate": float(rbm.sample_flip_rate_),
-        "wall_s": wall, "train_samples_per_s": len(train) * cfg["epochs"] / train_seconds,
+        "wall_s": wall, "train_samples_per_s": len(train) * cfg.epochs / train_seconds,
     }
     return {
         "rbm_params": with_key(columns_of(checkpoints.rows["rbm_params"])),
