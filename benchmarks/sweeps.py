@@ -37,6 +37,24 @@ with open("/proc/self/status") as f:
 """
 
 
+def _clock():
+    from orchestrator.scheduler import Callbacks
+
+    class Clock(Callbacks):
+        """When the backend was up, and when each task came back."""
+
+        def __init__(self, ready: list, committed: list):
+            self.ready_at, self.committed_at = ready, committed
+
+        def ready(self) -> None:
+            self.ready_at.append(time.perf_counter())
+
+        def finished(self, task, ok: bool) -> None:
+            self.committed_at.append(time.perf_counter())
+
+    return Clock
+
+
 def suite_orchestration(quick: bool) -> list[dict]:
     from orchestrator.plan import make_plan
     from orchestrator.runner import run_sweep
@@ -77,15 +95,14 @@ def suite_orchestration(quick: bool) -> list[dict]:
     if quick and "ray" in backends:
         backends.remove("ray")
         note("--quick: the ray backend is skipped (starting Ray alone takes seconds)")
+    Clock = _clock()
     for backend in backends:
         rates = {}
         for workers in (1, 2):
             ready, committed = [], []
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                run_sweep(coarse, tmp, backend=backend, workers=workers,
-                          on_ready=lambda: ready.append(time.perf_counter()),
-                          progress=lambda _n: committed.append(time.perf_counter()))
+                run_sweep(coarse, tmp, backend=backend, workers=workers, callbacks=Clock(ready, committed))
                 t1 = time.perf_counter()
             # Throughput from the moment the backend is up to the last task committed. Start-up
             # and teardown are fixed costs that a long sweep amortises, reported on their own,

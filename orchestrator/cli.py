@@ -138,23 +138,27 @@ def cmd_run(args) -> int:
     from tqdm import tqdm
 
     from .runner import Interrupted, ResourceError, run_sweep
+    from .scheduler import Callbacks
     from .store import LockError, StoreError
 
     bar = None
 
-    def on_start(n: int) -> None:
-        nonlocal bar
-        if n:
-            bar = tqdm(total=n, unit="task", desc=f"rgsweep {spec.name}", dynamic_ncols=True,
-                       disable=args.quiet)
+    class Progress(Callbacks):
+        def started(self, n: int) -> None:
+            nonlocal bar
+            if n:
+                bar = tqdm(total=n, unit="task", desc=f"rgsweep {spec.name}", dynamic_ncols=True,
+                           disable=args.quiet)
+
+        def finished(self, task, ok: bool) -> None:
+            bar.update(1)
 
     # the handler stays until the closing lines are printed: a second SIGTERM of a burst waits
     # for the first one's stop instead of killing the driver half-way through it
     with _terminate_as_stop():
         try:
             summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
-                                address=args.address, progress=lambda k: bar.update(k),
-                                on_start=on_start, verify=not args.no_verify,
+                                address=args.address, callbacks=Progress(), verify=not args.no_verify,
                                 check=not args.no_resource_check)
         except ResourceError as err:
             return _bad_input("\n".join(f"{line}; nothing was written (--no-resource-check runs it anyway)"

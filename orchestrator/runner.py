@@ -15,7 +15,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Callable
 
 import pyarrow as pa
 
@@ -27,6 +27,7 @@ from . import __version__, resources
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .plan import Plan, Task, make_plan
+from .scheduler import Backend, Callbacks, Scheduler
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 
@@ -159,18 +160,36 @@ def _failure_table(task: Task, outcome: Outcome, attempt: int) -> pa.Table:
     return pa.table(row, schema=SCHEMAS["failures"])
 
 
+class _StoreSink:
+    """The scheduler's sink: commits to the store, records failures, reads earlier payloads."""
+
+    def __init__(self, store: Store, plan: Plan):
+        self.store, self.by_id = store, plan.by_id()
+        self.attempts = store.failure_attempts()
+
+    def commit(self, task: Task, outcome: Outcome) -> None:
+        self.store.write_task(task.kind, task.L, task.T, task.id, outcome.parts)
+
+    def fail(self, task: Task, outcome: Outcome) -> None:
+        attempt = self.attempts.get(task.id, 0) + 1
+        self.store.write_failure(task.L, task.id, _failure_table(task, outcome, attempt))
+
+    def load(self, task_id: str) -> dict:
+        L = self.by_id[task_id].L
+        return {name: self.store.read_part(name, L, task_id) for name in PAYLOAD_TABLES}
+
+
 def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,
-              address: str | None = None, progress: Callable[[int], Any] | None = None,
-              on_start: Callable[[int], Any] | None = None, verify: bool = True,
-              on_ready: Callable[[], Any] | None = None, check: bool = True) -> RunSummary:
+              address: str | None = None, callbacks: Callbacks | None = None, verify: bool = True,
+              check: bool = True) -> RunSummary:
     """Run every task of ``spec`` not yet done in ``out``; return what happened.
 
-    ``on_start(n_to_run)`` is called once the skip-check is done; ``progress(1)`` after each task.
+    ``callbacks`` hears when the skip-check is done (``started``), when the backend is up
+    (``ready``) and after each task (``finished``); see :class:`~orchestrator.scheduler.Callbacks`.
     ``verify`` hashes every committed part before trusting it (else sizes only).
-    ``on_ready()`` is called once the backend is up and its kernels compiled.
     ``check`` compares the memory and disk the tasks to run need with the machine first and
     raises :class:`ResourceError`, before anything is written, when they do not fit.
-    Raises :class:`~orchestrator.store.LockError` if another live driver holds ``out``.
+    Raises :class:`~orchestrator.lock.LockError` if another live driver holds ``out``.
     """
     t0 = time.perf_counter()
     plan = make_plan(spec)
@@ -182,17 +201,19 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     store.acquire_lock()
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
     try:
-        return _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
-                           on_ready, summary)
+        _run_locked(plan, spec, store, lambda: make_backend(backend, workers, address),
+                    callbacks or Callbacks(), verify, summary)
     except (KeyboardInterrupt, Stop) as err:
         summary.wall_s = time.perf_counter() - t0
         raise Interrupted(summary, getattr(err, "signum", signal.SIGINT)) from None
     finally:
         store.release_lock()
+    summary.wall_s = time.perf_counter() - t0
+    return summary
 
 
-def _run_locked(plan, spec, store, backend, workers, address, progress, on_start, verify, t0,
-                on_ready, summary) -> RunSummary:
+def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[], Backend],
+                callbacks: Callbacks, verify: bool, summary: RunSummary) -> None:
     store.write_json("sweep.json", sweep_record(spec, _read_or_set_aside(store, "sweep.json",
                                                                          sweep_problem, summary)))
     record = plan_record(plan)
@@ -207,76 +228,16 @@ def _run_locked(plan, spec, store, backend, workers, address, progress, on_start
     done = set(manifests)
     todo = [t for t in plan if t.id not in done]
     summary.skipped = len(plan) - len(todo)
-    if on_start:
-        on_start(len(todo))
+    callbacks.started(len(todo))
     if not todo:
-        return summary
-
-    attempts = store.failure_attempts()
-    waiting = {t.id: [d for d in t.deps if d not in done] for t in todo}
-    dependents: dict[str, list[Task]] = {}
-    for t in todo:
-        for d in t.deps:
-            dependents.setdefault(d, []).append(t)
-    payloads: dict[str, Any] = {}
-    plan_by_id = plan.by_id()
-    ready = [t for t in todo if not waiting[t.id]]
-    in_flight: dict[Any, Task] = {}
-
-    def inputs_for(task: Task) -> dict[str, Any]:
-        inputs = {}
-        for d in task.deps:
-            if d not in payloads:  # finished in an earlier run: read once, share with its siblings
-                payloads[d] = {name: store.read_part(name, plan_by_id[d].L, d) for name in PAYLOAD_TABLES}
-            inputs[d] = payloads[d]
-            remaining = [x for x in dependents.get(d, []) if x.id != task.id]
-            dependents[d] = remaining
-            if not remaining:
-                payloads.pop(d, None)
-        return inputs
-
-    blocked: set[str] = set()
-
-    def block(task_id: str) -> None:
-        for child in dependents.pop(task_id, []):
-            if child.id not in blocked:  # a flow task waits on several sample tasks
-                blocked.add(child.id)
-                summary.blocked.append(child)
-                block(child.id)
-
-    engine = make_backend(backend, workers, address)
+        return
+    scheduler, engine = Scheduler(todo, done), backend()
     aborted = True  # until the loop ends normally: an interrupt or a driver error kills the work in flight
     try:
         engine.start()
-        if on_ready:
-            on_ready()
-        while ready or in_flight:
-            while ready and len(in_flight) < engine.max_in_flight:
-                task = ready.pop(0)
-                in_flight[engine.submit(task, inputs_for(task))] = task
-            for handle in engine.wait(list(in_flight)):
-                task = in_flight.pop(handle)
-                outcome = engine.outcome(handle)
-                summary.run += 1
-                if outcome.ok:
-                    store.write_task(task.kind, task.L, task.T, task.id, outcome.parts)
-                    if task.kind == "sample":  # always taken: the backend then holds no reference
-                        payload = engine.payload(handle)
-                        if dependents.get(task.id):
-                            payloads[task.id] = payload
-                    for child in dependents.get(task.id, []):
-                        waiting[child.id].remove(task.id)
-                        if not waiting[child.id]:
-                            ready.append(child)
-                else:
-                    attempt = attempts.get(task.id, 0) + 1
-                    store.write_failure(task.L, task.id, _failure_table(task, outcome, attempt))
-                    summary.failed.append((task, outcome.error))
-                    block(task.id)
-                if progress:
-                    progress(1)
+        callbacks.ready()
+        scheduler.run(engine, _StoreSink(store, plan), callbacks)
         aborted = False
     finally:
         engine.close(abort=aborted)
-    summary.wall_s = time.perf_counter() - t0
-    return summary
+        summary.run, summary.failed, summary.blocked = scheduler.run_count, scheduler.failed, scheduler.blocked

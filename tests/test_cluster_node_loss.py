@@ -39,6 +39,7 @@ import json, os, sys, threading, time
 from ray.cluster_utils import Cluster
 import ray
 from orchestrator.runner import run_sweep
+from orchestrator.scheduler import Callbacks
 from orchestrator.spec import load_spec
 
 spec_path, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -76,15 +77,16 @@ def kill():
     report["victim_raylet_dead"] = raylet.poll() is not None
     killed.set()
 
-def progress(k):
-    global done
-    done += k
-    if kill_after and done == kill_after:
-        report["results_before_kill"] = done
-        threading.Thread(target=kill).start()
+class Progress(Callbacks):
+    def finished(self, task, ok):
+        global done
+        done += 1
+        if kill_after and done == kill_after:
+            report["results_before_kill"] = done
+            threading.Thread(target=kill).start()
 
 t_sweep = time.perf_counter()
-summary = run_sweep(load_spec(spec_path), out, backend="ray", address=cluster.address, progress=progress)
+summary = run_sweep(load_spec(spec_path), out, backend="ray", address=cluster.address, callbacks=Progress())
 report.update(sweep_s=time.perf_counter() - t_sweep, run=summary.run, total=summary.total,
               failed=[str(f[1]) for f in summary.failed], blocked=len(summary.blocked),
               killed=killed.wait(timeout=60) if kill_after else False)
