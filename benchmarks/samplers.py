@@ -137,7 +137,7 @@ def _slope(xs, ys):
 def suite_scaling(quick: bool) -> list[dict]:
     import numpy as np
     from workers.ising.simulate import simulate
-    from workers.ising.simulate import TAU_METROPOLIS, TAU_WOLFF, interpolate_table  # run-length guesses
+    from workers.ising.costs import TAU_METROPOLIS, TAU_WOLFF, interpolate_table  # run-length guesses
     from contract.estimators import chain_integrated_time
 
     out = []
@@ -153,7 +153,7 @@ def suite_scaling(quick: bool) -> list[dict]:
             burn = (20 if quick else 200) if algorithm == "wolff" else 5
             runs = [simulate(L, TC, algorithm, burn, 1 if algorithm != "multispin" else 64, n,
                              np.random.SeedSequence(L)) for _ in range(2 if quick else 3)]
-            values = [r["wall_s"] / r["n_measurements"] * 1e6 for r in runs]
+            values = [r.wall_s / r.n_measurements * 1e6 for r in runs]
             per_sweep.append(statistics.median(values))
             out.append(record("scaling", f"rgsweep-{algorithm}", {"L": L, "T": round(TC, 6)},
                                "time_per_sweep", "us", values))
@@ -169,9 +169,9 @@ def suite_scaling(quick: bool) -> list[dict]:
             n = 200 if quick else max(1000, int(per_chain * guess))
             r = simulate(L, TC, algorithm, 20 if quick else int(10 * guess) + 100,
                          64 if algorithm == "multispin" else 1, n, np.random.SeedSequence(L))
-            tau = max(chain_integrated_time(r["e_series"]),
-                      chain_integrated_time(np.abs(r["m_series"])))
-            rate = r["n_chains"] / (2.0 * tau * r["wall_s"] / r["n_measurements"])
+            tau = max(chain_integrated_time(r.e_series),
+                      chain_integrated_time(np.abs(r.m_series)))
+            rate = r.n_chains / (2.0 * tau * r.wall_s / r.n_measurements)
             out.append(record("scaling", f"rgsweep-{algorithm}", {"L": L, "T": round(TC, 6)},
                                "independent_samples_per_s", "1/s", [rate]))
             out.append(record("scaling", f"rgsweep-{algorithm}", {"L": L, "T": round(TC, 6)},

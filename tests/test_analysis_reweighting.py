@@ -106,7 +106,7 @@ def test_metropolis_chains_reweighted_peak_matches_kaufman():
     hists = []
     for k, T in enumerate([2.0, 2.25, 2.5, 2.75, 3.0]):
         run = simulate(L, T, "metropolis", 500, 4000, 5, np.random.SeedSequence(11, spawn_key=(k,)))
-        hists.append(blocked_histogram(run["e_series"], run["m_series"], L, T))
+        hists.append(blocked_histogram(run.e_series, run.m_series, L, T))
     peaks = reweighted_peaks(hists, rng, observables=("C",), n_boot=60, n_neighbours=4)
     t_exact, c_exact = kaufman_c_peak(L)
     multi = peaks[peaks["method"] == "multi"].iloc[0]
@@ -162,7 +162,7 @@ def test_block_bootstrap_error_bars_are_honest_on_correlated_chains():
     hists = []
     for k in range(runs):
         run = simulate(L, T, "metropolis", 300, 1000, 4, np.random.SeedSequence(99, spawn_key=(k,)))
-        hists.append(blocked_histogram(run["e_series"], run["m_series"], L, T))
+        hists.append(blocked_histogram(run.e_series, run.m_series, L, T))
     assert hists[0].tau > 1  # the chains are correlated: naive errors would be too small
     table, _ = bootstrap_observables(hists, 100, rng)
     exact = brute_force(L, T)

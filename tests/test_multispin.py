@@ -8,7 +8,8 @@ import pytest
 from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
-from workers.ising.simulate import choose_algorithm, simulate, TC
+from workers.ising.costs import TC, choose_algorithm
+from workers.ising.simulate import simulate
 from workers.ising.lattice import random_lattice, total_energy, total_magnetization
 from workers.ising.multispin import (_count_bits, _multispin_reference, multispin_sweeps, pack_replicas,
                                random_replicas, replica_energy_magnetization, threshold_digits,
@@ -175,7 +176,7 @@ def _chi2_pvalue(energies, levels, prob):
 @pytest.mark.parametrize("T", [2.0, 3.0])
 def test_multispin_energy_histogram_L4_matches_enumeration(runs_L4, T):
     run = runs_L4[T]
-    energies = _energies(run["samples"].reshape(-1, 4, 4))
+    energies = _energies(run.samples.reshape(-1, 4, 4))
     _, levels, prob = _exact4(T)
     assert _chi2_pvalue(energies, levels, prob) > 1e-3
     _, levels_hot, prob_hot = _exact4(1.05 * T)
@@ -185,7 +186,7 @@ def test_multispin_energy_histogram_L4_matches_enumeration(runs_L4, T):
 @pytest.mark.parametrize("T", [2.0, 3.0])
 def test_multispin_thermodynamics_L4_match_enumeration(runs_L4, T):
     run = runs_L4[T]
-    measured = thermodynamics(run["e_series"], run["m_series"], 4, T)
+    measured = thermodynamics(run.e_series, run.m_series, 4, T)
     exact, _, _ = _exact4(T)
     for key, value in exact.items():
         z = (measured[key] - value) / measured[key + "_err"]
@@ -197,7 +198,7 @@ def test_multispin_energy_and_heat_capacity_L16_match_kaufman(T):
     from workers.exact import kaufman
     exact = kaufman(16, T)
     run = simulate(16, T, "multispin", 2000, 64, 8000, np.random.SeedSequence(SEED + 1, spawn_key=(int(100 * T),)))
-    measured = thermodynamics(run["e_series"], run["m_series"], 16, T)
+    measured = thermodynamics(run.e_series, run.m_series, 16, T)
     assert abs(measured["e"] - exact["u"]) < 4 * measured["e_err"], (measured["e"], exact["u"])
     assert abs(measured["C"] - exact["c"]) < 4 * measured["C_err"], (measured["C"], exact["c"])
     assert measured["e_err"] < 1e-3 and measured["C_err"] < 0.03 * exact["c"]
@@ -207,8 +208,8 @@ def test_chain_errors_agree_with_autocorrelation_errors():
     # the between-chain error of <e> and the tau_int error of the pooled series estimate the
     # same thing; their ratio has a relative spread of about 1/sqrt(2 * 63) = 9%
     run = simulate(8, 2.5, "multispin", 1000, 64, 2000, np.random.SeedSequence(SEED + 2))
-    e = run["e_series"]
-    between = thermodynamics(e, run["m_series"], 8, 2.5)["e_err"]
+    e = run.e_series
+    between = thermodynamics(e, run.m_series, 8, 2.5)["e_err"]
     tau = chain_integrated_time(e)
     pooled = np.sqrt(2 * tau * e.var(ddof=1) / e.size)
     assert abs(between / pooled - 1) < 4 * 0.09
@@ -235,38 +236,38 @@ def test_simulate_multispin_layout_and_determinism():
     seq = np.random.SeedSequence(SEED, spawn_key=(9,))
     out = simulate(L, 2.4, "multispin", 20, n_samples, thin, seq)
     N = L * L
-    assert out["samples"].shape == (n_samples, N) and out["samples"].dtype == np.int8
-    assert out["e_series"].shape == out["m_series"].shape == (3 * thin, 64)
-    assert out["n_chains"] == 64 and out["algorithm_used"] == "multispin"
-    assert out["attempted_flips"] == 3 * thin * N * 64 >= out["flipped_spins"] > 0
+    assert out.samples.shape == (n_samples, N) and out.samples.dtype == np.int8
+    assert out.e_series.shape == out.m_series.shape == (3 * thin, 64)
+    assert out.n_chains == 64 and out.algorithm_used == "multispin"
+    assert out.attempted_flips == 3 * thin * N * 64 >= out.flipped_spins > 0
     # sample j is chain j % 64 at its (j // 64)-th store, taken after sweep (j // 64 + 1) thin
     j = np.arange(n_samples)
     step = (j // 64 + 1) * thin - 1
-    configs = out["samples"].reshape(n_samples, L, L)
-    assert_array_equal(_energies(configs), np.rint(out["e_series"][step, j % 64] * N))
-    assert_array_equal(configs.sum(axis=(1, 2)), np.rint(out["m_series"][step, j % 64] * N))
+    configs = out.samples.reshape(n_samples, L, L)
+    assert_array_equal(_energies(configs), np.rint(out.e_series[step, j % 64] * N))
+    assert_array_equal(configs.sum(axis=(1, 2)), np.rint(out.m_series[step, j % 64] * N))
     again = simulate(L, 2.4, "multispin", 20, n_samples, thin, seq)
     for key in ("samples", "e_series", "m_series"):
-        assert_array_equal(out[key], again[key])
+        assert_array_equal(getattr(out, key), getattr(again, key))
     other = simulate(L, 2.4, "multispin", 20, n_samples, thin, np.random.SeedSequence(SEED))
-    assert not np.array_equal(out["samples"], other["samples"])
+    assert not np.array_equal(out.samples, other.samples)
     few = simulate(L, 2.4, "multispin", 5, 10, 2, seq)
-    assert few["samples"].shape == (10, N) and few["e_series"].shape == (2, 64)
+    assert few.samples.shape == (10, N) and few.e_series.shape == (2, 64)
     with pytest.raises(ValueError, match="even L"):
         simulate(5, 2.4, "multispin", 5, 10, 2, seq)
 
 
 def test_simulate_multispin_auto_thin():
     out = simulate(8, 2.269185, "multispin", 200, 128, "auto", np.random.SeedSequence(4))
-    tau = max(chain_integrated_time(out["e_series"]), chain_integrated_time(np.abs(out["m_series"])))
-    assert out["thin_used"] >= 2 and out["pilot_sweeps"] >= 1000
-    assert out["e_series"].shape == (2 * out["thin_used"], 64)
-    assert out["thin_used"] > tau
+    tau = max(chain_integrated_time(out.e_series), chain_integrated_time(np.abs(out.m_series)))
+    assert out.thin_used >= 2 and out.pilot_sweeps >= 1000
+    assert out.e_series.shape == (2 * out.thin_used, 64)
+    assert out.thin_used > tau
 
 
 def test_thermodynamics_of_chains():
     run = simulate(6, 2.5, "multispin", 100, 64, 200, np.random.SeedSequence(SEED + 3))
-    e, m = run["e_series"], run["m_series"]
+    e, m = run.e_series, run.m_series
     both = thermodynamics(e, m, 6, 2.5)
     assert both["e"] == pytest.approx(e.mean()) and both["m2"] == pytest.approx((m**2).mean())
     assert both["e_err"] == pytest.approx(e.mean(axis=0).std(ddof=1) / 8)
@@ -287,4 +288,4 @@ def test_auto_rule_is_deterministic_and_records_its_choice():
                     assert choice != "multispin"
     assert choose_algorithm(5, 4.0, 10_000) == "wolff"  # odd L: only Wolff runs
     out = simulate(8, 3.5, "auto", 10, 128, 1, np.random.SeedSequence(1))
-    assert out["algorithm_used"] == choose_algorithm(8, 3.5, 128)
+    assert out.algorithm_used == choose_algorithm(8, 3.5, 128)

@@ -273,7 +273,7 @@ def test_level_zero_matches_its_own_temperature():
     grid = np.linspace(1.2, 4.0, 281)
     for T, seed in ((1.8, 21), (3.0, 22)):
         run = simulate(16, T, "wolff", 200, 400, 3, np.random.SeedSequence(seed))
-        obs = configuration_observables(run["samples"], T)
+        obs = configuration_observables(run.samples, T)
         T_eff, err = match_temperature(obs["e"], obs["e_err"], grid, kaufman(16, grid)["u"])
         assert abs(T_eff - T) / err < 3, (T, T_eff, err)
 
@@ -285,7 +285,7 @@ def mc_curve(L, temperatures, seed, key="e"):
     vals, errs = [], []
     for j, T in enumerate(temperatures):
         run = simulate(L, float(T), "wolff", 100, 300, 2, np.random.SeedSequence([seed, j]))
-        obs = configuration_observables(run["samples"], T)
+        obs = configuration_observables(run.samples, T)
         vals.append(obs[key])
         errs.append(obs[key + "_err"])
     return np.array(vals), np.array(errs)
@@ -299,7 +299,7 @@ def test_blockspin_flow_runs_away_from_the_critical_point():
     assert np.all(np.diff(curve) > 0)
     for T, seed, sign in ((1.8, 31, -1), (3.0, 32, +1)):
         run = simulate(32, T, "wolff", 200, 300, 4, np.random.SeedSequence(seed))
-        levels = blockspin_levels(run["samples"], 2, np.random.default_rng(seed))
+        levels = blockspin_levels(run.samples, 2, np.random.default_rng(seed))
         obs = configuration_observables(levels[1], T)
         T1, err = match_temperature(obs["e"], obs["e_err"], grid, curve, curve_err)
         assert np.isfinite(T1)
@@ -359,7 +359,7 @@ def test_field_extent_matches_brute_force_over_real_centres():
 
 def test_train_stack_shapes_sampled_inputs_and_reproducibility():
     L, n = 4, 300
-    V = simulate(L, 2.5, "wolff", 50, n, 2, np.random.SeedSequence(5))["samples"]
+    V = simulate(L, 2.5, "wolff", 50, n, 2, np.random.SeedSequence(5)).samples
     kw = {"epochs": 3, "batch_size": 50, "learning_rate": 0.05}
     out = train_stack(V, [8, 4], kw, np.random.default_rng(7), checkpoints=[2, 3])
     assert len(out["rbms"]) == 2 and len(out["params"]) == 2
@@ -408,7 +408,7 @@ def test_rbm_flow_of_the_exact_bond_rbm_keeps_the_ising_energy():
     L, T = 6, 2.6
     W, a, b = bond_rbm(L, T)
     model = RBM.from_params(W, a, b)
-    V0 = simulate(L, T, "wolff", 100, 1000, 2, np.random.SeedSequence(9))["samples"]
+    V0 = simulate(L, T, "wolff", 100, 1000, 2, np.random.SeedSequence(9)).samples
     flow = rbm_flow(model, V0, 4, np.random.default_rng(10))
     u = kaufman(L, T)["u"]
     for step in (1, 4):

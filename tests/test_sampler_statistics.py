@@ -12,7 +12,8 @@ from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
 from contract.estimators import integrated_time
-from workers.ising.simulate import TC, choose_algorithm, simulate
+from workers.ising.costs import TC, choose_algorithm
+from workers.ising.simulate import simulate
 from workers.ising.observables import thermodynamics
 
 SEED = 1234
@@ -90,7 +91,7 @@ def _stored_energies(samples):
 @pytest.mark.parametrize("T", [2.0, 3.0])
 def test_energy_histogram_L4_matches_enumeration(runs_L4, algorithm, T):
     run = runs_L4[algorithm, T]
-    energies = _stored_energies(run["samples"])
+    energies = _stored_energies(run.samples)
     # the chi-square assumes independent samples: check that thinning achieved it
     assert integrated_time(energies) < 0.5 + 4 * 0.5 * np.sqrt(2 * 7 / energies.size)
     assert _chi_square_pvalue(energies, T) > 1e-3
@@ -102,7 +103,7 @@ def test_energy_histogram_L4_matches_enumeration(runs_L4, algorithm, T):
 @pytest.mark.parametrize("T", [2.0, 3.0])
 def test_thermodynamics_L4_match_enumeration(runs_L4, algorithm, T):
     run = runs_L4[algorithm, T]
-    measured = thermodynamics(run["e_series"], run["m_series"], 4, T)
+    measured = thermodynamics(run.e_series, run.m_series, 4, T)
     for key, value in _exact_thermodynamics(T).items():
         z = (measured[key] - value) / measured[key + "_err"]
         assert abs(z) < 4, (key, measured[key], value, measured[key + "_err"])
@@ -123,7 +124,7 @@ def test_energy_and_heat_capacity_L16_match_kaufman(runs_L16, algorithm, T):
     from workers.exact import kaufman
     exact = kaufman(16, T)
     run = runs_L16[algorithm, T]
-    measured = thermodynamics(run["e_series"], run["m_series"], 16, T)
+    measured = thermodynamics(run.e_series, run.m_series, 16, T)
     assert abs(measured["e"] - exact["u"]) < 4 * measured["e_err"], (measured["e"], exact["u"])
     assert abs(measured["C"] - exact["c"]) < 4 * measured["C_err"], (measured["C"], exact["c"])
     # errors small enough that the comparison means something
@@ -132,7 +133,7 @@ def test_energy_and_heat_capacity_L16_match_kaufman(runs_L16, algorithm, T):
 
 @pytest.mark.parametrize("T", [2.0, 2.269185, 3.0])
 def test_metropolis_and_wolff_agree_on_magnetization_L16(runs_L16, T):
-    a, b = (thermodynamics(runs_L16[alg, T]["e_series"], runs_L16[alg, T]["m_series"], 16, T)
+    a, b = (thermodynamics(runs_L16[alg, T].e_series, runs_L16[alg, T].m_series, 16, T)
             for alg in ALGORITHMS)
     for key in ("m_abs", "chi", "binder"):
         z = (a[key] - b[key]) / np.hypot(a[key + "_err"], b[key + "_err"])
@@ -148,10 +149,10 @@ def test_simulate_is_deterministic(algorithm):
     b = simulate(8, 2.3, algorithm, 50, 20, 3, seq)
     c = simulate(8, 2.3, algorithm, 50, 20, 3, np.random.SeedSequence(SEED, spawn_key=(8,)))
     for key in ("samples", "e_series", "m_series"):
-        assert_array_equal(a[key], b[key])
-        assert not np.array_equal(a[key], c[key])
+        assert_array_equal(getattr(a, key), getattr(b, key))
+        assert not np.array_equal(getattr(a, key), getattr(c, key))
     for key in ("acceptance", "attempted_flips", "flipped_spins", "n_clusters", "thin_used"):
-        assert a[key] == b[key]
+        assert getattr(a, key) == getattr(b, key)
     assert seq.n_children_spawned == 0
 
 
@@ -160,32 +161,32 @@ def test_simulate_outputs_are_consistent(algorithm):
     L, n_samples, thin = 6, 15, 4
     out = simulate(L, 2.5, algorithm, 20, n_samples, thin, np.random.SeedSequence(3))
     N = L * L
-    assert out["samples"].shape == (n_samples, N) and out["samples"].dtype == np.int8
-    assert out["e_series"].shape == out["m_series"].shape == (n_samples * thin,)
-    assert out["algorithm_used"] == algorithm and out["thin_used"] == thin
+    assert out.samples.shape == (n_samples, N) and out.samples.dtype == np.int8
+    assert out.e_series.shape == out.m_series.shape == (n_samples * thin,)
+    assert out.algorithm_used == algorithm and out.thin_used == thin
     # stored configuration j is the one measured at step (j + 1) * thin - 1
-    stored = out["samples"].reshape(n_samples, L, L).astype(np.int64)
+    stored = out.samples.reshape(n_samples, L, L).astype(np.int64)
     E = -(stored * (np.roll(stored, -1, 1) + np.roll(stored, -1, 2))).sum(axis=(1, 2))
-    assert_array_equal(E, np.rint(out["e_series"][thin - 1::thin] * N))
-    assert_array_equal(stored.sum(axis=(1, 2)), np.rint(out["m_series"][thin - 1::thin] * N))
-    assert 0 < out["acceptance"] <= 1 and out["flips_per_ns"] > 0 and out["wall_s"] > 0
+    assert_array_equal(E, np.rint(out.e_series[thin - 1::thin] * N))
+    assert_array_equal(stored.sum(axis=(1, 2)), np.rint(out.m_series[thin - 1::thin] * N))
+    assert 0 < out.acceptance <= 1 and out.flips_per_ns > 0 and out.wall_s > 0
     if algorithm == "metropolis":
-        assert out["attempted_flips"] == n_samples * thin * N >= out["flipped_spins"]
+        assert out.attempted_flips == n_samples * thin * N >= out.flipped_spins
     else:
-        assert out["flipped_spins"] == out["attempted_flips"] >= out["n_clusters"] > 0
+        assert out.flipped_spins == out.attempted_flips >= out.n_clusters > 0
 
 
 def test_simulate_auto_thin_and_auto_algorithm():
     out = simulate(8, 2.269185, "metropolis", 100, 10, "auto", np.random.SeedSequence(4))
-    tau = max(integrated_time(out["e_series"], quiet=True),
-              integrated_time(np.abs(out["m_series"]), quiet=True))
-    assert out["thin_used"] >= 2 and out["pilot_sweeps"] >= 1000
-    assert out["e_series"].size == 10 * out["thin_used"]
-    assert out["thin_used"] > tau  # the pilot is not wildly off the measured tau
+    tau = max(integrated_time(out.e_series, quiet=True),
+              integrated_time(np.abs(out.m_series), quiet=True))
+    assert out.thin_used >= 2 and out.pilot_sweeps >= 1000
+    assert out.e_series.size == 10 * out.thin_used
+    assert out.thin_used > tau  # the pilot is not wildly off the measured tau
     assert choose_algorithm(16, TC) == "wolff" and choose_algorithm(16, 1.0) == "wolff"
     assert choose_algorithm(16, TC + 0.6) == "metropolis" and choose_algorithm(5, 4.0) == "wolff"
     odd = simulate(5, 4.0, "auto", 10, 5, 1, np.random.SeedSequence(5))
-    assert odd["algorithm_used"] == "wolff"
+    assert odd.algorithm_used == "wolff"
 
 
 @pytest.mark.parametrize("kwargs, match", [

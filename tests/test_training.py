@@ -27,7 +27,7 @@ def config(**overrides) -> TrainConfig:
 @pytest.fixture(scope="module")
 def samples() -> pa.Table:
     run = simulate(4, 2.5, "metropolis", 200, 400, 2, np.random.SeedSequence(5))
-    return pa.table({"index": np.arange(400, dtype=np.int32), "spins": pack_spins(run["samples"])})
+    return pa.table({"index": np.arange(400, dtype=np.int32), "spins": pack_spins(run.samples)})
 
 
 @pytest.fixture(scope="module")

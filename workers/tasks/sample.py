@@ -54,30 +54,30 @@ def sample_task(config: SampleConfig, spawn_key, inputs: dict) -> dict[str, dict
     run = simulate(L, T, config.algorithm, config.burn_in, config.samples, config.thin,
                    seed_seq)
     if config.symmetrize:
-        symmetrize(run["samples"], seed_seq)
-    obs = thermodynamics(run["e_series"], run["m_series"], L, T)
+        symmetrize(run.samples, seed_seq)
+    obs = thermodynamics(run.e_series, run.m_series, L, T)
     exact = _exact(L, T)
-    n = run["samples"].shape[0]
+    n = run.samples.shape[0]
     ising = {
-        "algorithm": config.algorithm, "algorithm_used": run["algorithm_used"],
-        "burn_in": config.burn_in, "n_samples": n, "thin": int(run["thin_used"]),
+        "algorithm": config.algorithm, "algorithm_used": run.algorithm_used,
+        "burn_in": config.burn_in, "n_samples": n, "thin": int(run.thin_used),
         "thin_auto": config.thin == "auto", "symmetrize": bool(config.symmetrize),
         "seed": config.seed,
-        "n_measurements": int(np.size(run["e_series"])),
+        "n_measurements": int(np.size(run.e_series)),
         **{k: float(obs[k]) for k in ("e", "e_err", "m_abs", "m_abs_err", "m2", "m4", "C", "C_err",
                                       "chi", "chi_err", "binder", "binder_err", "tau_int_e",
                                       "tau_int_m")},
-        "acceptance": float(run["acceptance"]),
+        "acceptance": float(run.acceptance),
         "exact_u": exact["u"], "exact_c": exact["c"], "exact_f": exact["f"], "exact_lnZ": exact["lnZ"],
-        "wall_s": float(run["wall_s"]), "flips_per_ns": float(run["flips_per_ns"]),
+        "wall_s": float(run.wall_s), "flips_per_ns": float(run.flips_per_ns),
     }
     # Single-chain samplers give 1-D series; multi-chain ones (n_measurements, n_chains).
-    e_series = np.asarray(run["e_series"], dtype=np.float64).reshape(len(run["e_series"]), -1)
-    m_series = np.asarray(run["m_series"], dtype=np.float64).reshape(e_series.shape)
+    e_series = np.asarray(run.e_series, dtype=np.float64).reshape(len(run.e_series), -1)
+    m_series = np.asarray(run.m_series, dtype=np.float64).reshape(e_series.shape)
     n_meas, n_chains = e_series.shape
     return {
         "ising": ising,
-        "samples": {"index": np.arange(n, dtype=np.int32), "spins": pack_spins(run["samples"])},
+        "samples": {"index": np.arange(n, dtype=np.int32), "spins": pack_spins(run.samples)},
         "series": {"chain": np.repeat(np.arange(n_chains, dtype=np.int32), n_meas),
                    "step": np.tile(np.arange(n_meas, dtype=np.int32), n_chains),
                    "e": e_series.T.ravel(), "m": m_series.T.ravel()},  # chain-major
