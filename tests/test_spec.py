@@ -255,3 +255,19 @@ def test_a_spec_file_named_with_a_newline_gets_a_one_line_error(tmp_path, capsys
     assert main(["validate", str(spec)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "bad\\nname.toml" in line and "is not valid TOML" in line
+
+
+def test_sections_and_sweeps_built_in_code_obey_the_same_rules():
+    """Validation lives with each section: constructing an invalid one raises what the spec
+    file would, and a valid one is normalised the same way (checkpoints gain 0 and the last)."""
+    from orchestrator.spec import RBMSpec, SamplingSpec, SweepSpec
+
+    with pytest.raises(SpecError, match=r"rbm\.epochs must be an integer >= 1"):
+        RBMSpec(epochs=-1)
+    with pytest.raises(SpecError, match=r"sampling\.thin must be"):
+        SamplingSpec(thin=0)
+    assert RBMSpec(checkpoints=[5], epochs=10).checkpoints == (0, 5, 10)
+    with pytest.raises(SpecError, match=r"must be even with the checkerboard sampler"):
+        SweepSpec(name="s", seed=1, lattice_sizes=(9,), temperatures=(2.0,))
+    spec = SweepSpec(name="s", seed=1, lattice_sizes=[16, 8], temperatures=[2.5, 2.0])
+    assert spec.lattice_sizes == (8, 16) and spec == parse_spec(spec.to_dict())

@@ -32,8 +32,20 @@ def _settle(section, values: dict) -> None:
         object.__setattr__(section, name, value)
 
 
+class _Section:
+    """What every section shares: constructing one checks and normalises all its fields."""
+
+    def __post_init__(self):
+        _settle(self, self.checked(_table(self)))
+
+    @classmethod
+    def parse(cls, t: dict):
+        """The section from its TOML table (keys already checked against KEYS)."""
+        return cls(**t)
+
+
 @dataclass(frozen=True)
-class SamplingSpec:
+class SamplingSpec(_Section):
     """``[sampling]``: how each (L, T) is sampled (see workers.ising.simulate)."""
 
     algorithm: str = "metropolis"
@@ -43,14 +55,6 @@ class SamplingSpec:
     symmetrize: bool = True
 
     KEYS = ("algorithm", "burn_in", "samples", "thin", "symmetrize")
-
-    def __post_init__(self):
-        _settle(self, self.checked(_table(self)))
-
-    @classmethod
-    def parse(cls, t: dict):
-        """The section from its TOML table (keys already checked against KEYS)."""
-        return cls(**t)
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -71,7 +75,7 @@ class SamplingSpec:
 
 
 @dataclass(frozen=True)
-class RBMSpec:
+class RBMSpec(_Section):
     """``[rbm]``: the RBM variants trained on every sample set (absent: no training stage)."""
 
     n_hidden: tuple[int | str, ...] = (16,)
@@ -100,14 +104,6 @@ class RBMSpec:
             "batch_size", "checkpoints", "held_out", "seeds", "l1", "l2", "init_std",
             "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps", "centering",
             "flip_moves", "averaging")
-
-    def __post_init__(self):
-        _settle(self, self.checked(_table(self)))
-
-    @classmethod
-    def parse(cls, t: dict):
-        """The section from its TOML table (keys already checked against KEYS)."""
-        return cls(**t)
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -159,20 +155,12 @@ class RBMSpec:
 
 
 @dataclass(frozen=True)
-class AnalysisSpec:
+class AnalysisSpec(_Section):
     """``[analysis]``: block sizes for RG alignment ("auto": every b | L with 2 <= b <= L/2)."""
 
     block_sizes: str | tuple[int, ...] = "auto"
 
     KEYS = ("block_sizes",)
-
-    def __post_init__(self):
-        _settle(self, self.checked(_table(self)))
-
-    @classmethod
-    def parse(cls, t: dict):
-        """The section from its TOML table (keys already checked against KEYS)."""
-        return cls(**t)
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -188,7 +176,7 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
-class RGFlowSpec:
+class RGFlowSpec(_Section):
     """``[rg_flow]``: block-spin, stacked-RBM and RBM flows, one flow task per lattice size.
 
     The flows of size L use the sample sets of L and, to measure a renormalized temperature, the
@@ -206,14 +194,6 @@ class RGFlowSpec:
 
     KEYS = ("block", "layers", "rbm_flow_steps", "rbm_flow_hidden", "epochs", "learning_rate",
             "batch_size", "lattice_sizes")
-
-    def __post_init__(self):
-        _settle(self, self.checked(_table(self)))
-
-    @classmethod
-    def parse(cls, t: dict):
-        """The section from its TOML table (keys already checked against KEYS)."""
-        return cls(**t)
 
     @classmethod
     def checked(cls, t: dict) -> dict:
