@@ -82,6 +82,17 @@ class Plan:
         return sum(t.kind == kind for t in self.tasks)
 
 
+#: The settings a train config takes from ``[rbm]`` as they are (the rest are resolved per task).
+_FROM_RBM_SECTION = ("method", "k", "momentum", "lr_schedule", "epochs", "batch_size", "checkpoints",
+                     "held_out", "l1", "l2", "init_std", "log_partition", "max_exact_units", "gibbs_chains",
+                     "gibbs_steps", "centering", "flip_moves", "averaging")
+
+#: The training recipe of the flows' RBMs: ``[rbm]``'s where the spec has one, else plain CD-1
+#: (a spec with flows but no training stage names no recipe; these are its settings).
+FLOW_RBM_WITHOUT_RBM_SECTION = {"method": "cd", "k": 1, "momentum": 0.5, "l2": 1e-4, "init_std": 0.01,
+                                "centering": False, "flip_moves": False, "averaging": 0.0}
+
+
 def sample_config(spec: SweepSpec, L: int, T: float) -> SampleConfig:
     s = spec.sampling
     return SampleConfig(L=L, T=T, algorithm=s.algorithm, burn_in=s.burn_in, samples=s.samples, thin=s.thin,
@@ -95,14 +106,10 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[TrainConfig]:
     chosen = block_sizes(L, spec.analysis.block_sizes)
     for n_hidden in dict.fromkeys(resolve_units(nh, L * L) for nh in r.n_hidden):
         for seed in r.seeds:
-            yield TrainConfig(
-                L=L, T=sample.T, sample_task=sample.id, n_visible=L * L, n_hidden=n_hidden,
-                method=r.method, k=r.k, learning_rate=resolve_learning_rate(r.learning_rate, n_hidden),
-                momentum=r.momentum, lr_schedule=r.lr_schedule, epochs=r.epochs, batch_size=r.batch_size,
-                checkpoints=r.checkpoints, held_out=r.held_out, rbm_seed=seed, l1=r.l1, l2=r.l2,
-                init_std=r.init_std, log_partition=r.log_partition, max_exact_units=r.max_exact_units,
-                gibbs_chains=r.gibbs_chains, gibbs_steps=r.gibbs_steps, centering=r.centering,
-                flip_moves=r.flip_moves, averaging=r.averaging, block_sizes=chosen, seed=spec.seed)
+            yield TrainConfig(**{name: getattr(r, name) for name in _FROM_RBM_SECTION},
+                              L=L, T=sample.T, sample_task=sample.id, n_visible=L * L, n_hidden=n_hidden,
+                              learning_rate=resolve_learning_rate(r.learning_rate, n_hidden), rbm_seed=seed,
+                              block_sizes=chosen, seed=spec.seed)
 
 
 def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfig, tuple[str, ...]]:
@@ -119,15 +126,12 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfi
         if size % f.block:
             break
         size //= f.block
-    r = spec.rbm
+    recipe = ({name: getattr(spec.rbm, name) for name in FLOW_RBM_WITHOUT_RBM_SECTION} if spec.rbm
+              else FLOW_RBM_WITHOUT_RBM_SECTION)
     config = FlowConfig(
-        L=L, block=f.block, seed=spec.seed, layers=[resolve_units(nh, L * L) for nh in f.layers],
+        **recipe, L=L, block=f.block, seed=spec.seed, layers=[resolve_units(nh, L * L) for nh in f.layers],
         rbm_flow_steps=f.rbm_flow_steps, rbm_flow_hidden=resolve_units(f.rbm_flow_hidden, L * L),
         epochs=f.epochs, learning_rate=f.learning_rate, batch_size=f.batch_size,
-        method=r.method if r else "cd", k=r.k if r else 1, momentum=r.momentum if r else 0.5,
-        l2=r.l2 if r else 1e-4, init_std=r.init_std if r else 0.01,
-        centering=r.centering if r else False, flip_moves=r.flip_moves if r else False,
-        averaging=r.averaging if r else 0.0,
         sources=[[s.T, s.id] for s in by_L[L]],
         curves=[[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
         block_sizes=block_sizes(L, spec.analysis.block_sizes))

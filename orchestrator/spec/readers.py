@@ -13,8 +13,6 @@ import math
 import re
 from typing import Any, Callable
 
-from contract.constants import ALGORITHMS, CHECKERBOARD, LOG_PARTITION, LR_SCHEDULES, METHODS  # noqa: F401
-
 __all__ = ["SpecError", "fail", "as_int", "as_float", "as_bool", "as_rate", "as_choice", "as_list",
            "as_units", "check_keys", "section", "shown", "key_name", "resolve_learning_rate",
            "resolve_units"]

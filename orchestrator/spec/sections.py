@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, fields
 from types import SimpleNamespace
 
-from .readers import (ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES,
-                      MAX_SEED, MAX_STEPS, MAX_SWEEPS, MAX_UNITS, METHODS, as_bool, as_choice, as_int,
-                      as_float, as_list, as_rate, as_units, fail)
+from contract.constants import ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, METHODS
+
+from .readers import (MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_SWEEPS, MAX_UNITS,
+                      as_bool, as_choice, as_float, as_int, as_list, as_rate, as_units, fail)
 
 __all__ = ["SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec"]
 
@@ -33,14 +34,19 @@ def _settle(section, values: dict) -> None:
 
 
 class _Section:
-    """What every section shares: constructing one checks and normalises all its fields."""
+    """What every section shares: constructing one checks and normalises all its fields; its
+    TOML keys are its fields, in order (``keys()``)."""
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
     def __post_init__(self):
         _settle(self, self.checked(_table(self)))
 
     @classmethod
     def parse(cls, t: dict):
-        """The section from its TOML table (keys already checked against KEYS)."""
+        """The section from its TOML table (keys already checked against keys())."""
         return cls(**t)
 
 
@@ -54,7 +60,6 @@ class SamplingSpec(_Section):
     thin: int | str = 10
     symmetrize: bool = True
 
-    KEYS = ("algorithm", "burn_in", "samples", "thin", "symmetrize")
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -100,10 +105,6 @@ class RBMSpec(_Section):
     flip_moves: bool = True
     averaging: float = 0.5
 
-    KEYS = ("n_hidden", "method", "k", "learning_rate", "momentum", "lr_schedule", "epochs",
-            "batch_size", "checkpoints", "held_out", "seeds", "l1", "l2", "init_std",
-            "log_partition", "max_exact_units", "gibbs_chains", "gibbs_steps", "centering",
-            "flip_moves", "averaging")
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -160,7 +161,6 @@ class AnalysisSpec(_Section):
 
     block_sizes: str | tuple[int, ...] = "auto"
 
-    KEYS = ("block_sizes",)
 
     @classmethod
     def checked(cls, t: dict) -> dict:
@@ -192,8 +192,6 @@ class RGFlowSpec(_Section):
     batch_size: int = 100
     lattice_sizes: str | tuple[int, ...] = "auto"
 
-    KEYS = ("block", "layers", "rbm_flow_steps", "rbm_flow_hidden", "epochs", "learning_rate",
-            "batch_size", "lattice_sizes")
 
     @classmethod
     def checked(cls, t: dict) -> dict:

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.constants import TC
+from contract.constants import CHECKERBOARD, TC
 
-from .readers import (CHECKERBOARD, MAX_L, MAX_SEED, MAX_SPEC_BYTES, MAX_SPINS_PER_TASK, MAX_T,
+from .readers import (MAX_L, MAX_SEED, MAX_SPEC_BYTES, MAX_SPINS_PER_TASK, MAX_T,
                       MAX_TEMPERATURES, MAX_WEIGHTS, MIN_L, MIN_T, SpecError, as_float, as_int, as_list,
                       check_keys, fail, resolve_units, section, shown)
 from .sections import AnalysisSpec, RBMSpec, RGFlowSpec, SamplingSpec
@@ -193,13 +193,13 @@ def _parse_first(raw: dict) -> SweepSpec:
             raise SpecError(f"sweep.{key} is required")
     sizes = _check_sweep(sweep["name"], sweep["seed"], sweep["lattice_sizes"])
     temps = _temperatures(sweep["temperatures"])
-    sampling = section(raw, "sampling", SamplingSpec.parse, SamplingSpec.KEYS)
+    sampling = section(raw, "sampling", SamplingSpec.parse, SamplingSpec.keys())
     _check_sampling(sampling, sizes)
-    rbm = section(raw, "rbm", RBMSpec.parse, RBMSpec.KEYS) if "rbm" in raw else None
+    rbm = section(raw, "rbm", RBMSpec.parse, RBMSpec.keys()) if "rbm" in raw else None
     _check_rbm(rbm, sampling, sizes)
-    analysis = section(raw, "analysis", AnalysisSpec.parse, AnalysisSpec.KEYS)
+    analysis = section(raw, "analysis", AnalysisSpec.parse, AnalysisSpec.keys())
     _check_analysis(analysis, sizes)
-    rg_flow = section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.KEYS) if "rg_flow" in raw else None
+    rg_flow = section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.keys()) if "rg_flow" in raw else None
     _check_rg_flow(rg_flow, sizes, temps)
     return SweepSpec(name=sweep["name"], seed=sweep["seed"], lattice_sizes=tuple(sorted(sizes)),
                      temperatures=temps, sampling=sampling, rbm=rbm, analysis=analysis, rg_flow=rg_flow)
