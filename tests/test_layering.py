@@ -166,3 +166,15 @@ def test_importing_the_driver_and_the_analysis_loads_no_numba_ray_or_kernels():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_is_installed():
+    """A non-editable install ships every package folder (a room missing from the wheel would
+    pass the tests, which run from the checkout, and break ``rgsweep`` for a user)."""
+    import fnmatch
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {".".join(p.parent.relative_to(ROOT).parts) for top in OURS for p in (ROOT / top).rglob("__init__.py")}
+    assert packages and all(any(fnmatch.fnmatch(p, pattern) for pattern in include) for p in packages)
+    assert not any(fnmatch.fnmatch("tests", pattern) for pattern in include)
