@@ -5,11 +5,9 @@ thermodynamics with error bars, phase-transition estimates and RBM signatures;
 ``analysis.report.build_report(OUT)`` writes the whole report (``rgsweep report OUT``).
 """
 
-from contract.estimators import integrated_time
-
 from .load import TABLES, Dataset, load, read_table, unpack_spins
 from .rbm_signatures import signature_features, signature_table
-from .resampling import blocked_histogram
+from .resampling import blocked_histogram, integrated_time
 from .reweighting import multi_histogram, reweight_single
 from .thermodynamics import (bootstrap_observables, free_energy_integration, load_histograms,
                              thermodynamics_table)

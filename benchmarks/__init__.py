@@ -1,4 +1,4 @@
-"""``rgsweep bench``: benchmark programs that time rgsweep's samplers and RBM trainer against what a user would pick instead.
+"""``rgsweep bench``: rgsweep's samplers, trainer and sweeps timed against what a user would use.
 
 Benchmarks are programs, not tests: they print tables and, with ``--json``, write a list of
 records ``{"suite", "impl", "params", "metric", "unit", "median", "min", "max", "n"}``; nothing

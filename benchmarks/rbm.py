@@ -1,4 +1,4 @@
-"""RBM suite: rgsweep's fused CD-1 trainer against scikit-learn and PyTorch (CPU), one thread each."""
+"""RBM suite: rgsweep's fused CD-1 trainer against scikit-learn and PyTorch (CPU), one thread."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ RBM_SIZES = ((256, 64), (256, 256), (1024, 64), (1024, 256))
 
 
 def _torch_cd1(torch, V, n_h, epochs, batch=100, lr=0.01, momentum=0.5, l2=1e-4):
-    """Plain PyTorch CD-1 with the same updates as workers.rbm.model (float32, momentum, L2)."""
+    """Plain PyTorch CD-1 with the same updates as workers.rbm.training (float32, momentum, L2)."""
     g = torch.Generator().manual_seed(0)
     n, n_v = V.shape
     W = torch.randn(n_v, n_h, generator=g) * 0.01

@@ -189,7 +189,7 @@ class FlowConfig(_Config):
     sources: tuple[tuple[float, str], ...]
     curves: tuple[tuple[int, tuple[tuple[float, str], ...]], ...]
     block_sizes: tuple[int, ...]
-    kind: str = "flow"
+    kind: str = "flow"  # a field, not only KIND: the flow ids have always hashed it
 
     def _rules(self):
         return super()._rules() + [
@@ -201,6 +201,16 @@ class FlowConfig(_Config):
             ("batch_size", _integer(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
             ("learning_rate", _number(self.learning_rate) and self.learning_rate > 0, "a number > 0"),
             ("method", self.method in METHODS, f"one of {METHODS}"),
+            ("k", _integer(self.k) and self.k >= 1, "an integer >= 1"),
+            ("momentum", _number(self.momentum) and 0 <= self.momentum < 1, "in [0, 1)"),
+            ("averaging", _number(self.averaging) and 0 <= self.averaging < 1, "in [0, 1)"),
+            ("l2", _number(self.l2) and self.l2 >= 0, ">= 0"),
+            ("init_std", _number(self.init_std) and self.init_std > 0, "> 0"),
+            ("centering", isinstance(self.centering, bool), "true or false"),
+            ("flip_moves", isinstance(self.flip_moves, bool), "true or false"),
+            ("block_sizes", all(_integer(b) and b >= 2 for b in self.block_sizes), "integers >= 2"),
+            ("curves", all(len(c) == 2 and all(len(s) == 2 for s in c[1]) for c in self.curves),
+             "(L, ((T, id), ...)) pairs"),
             ("sources", len(self.sources) >= 1 and all(len(s) == 2 for s in self.sources), "(T, id) pairs"),
             ("kind", self.kind == "flow", '"flow"')]
 

@@ -21,7 +21,7 @@ LR_SCHEDULES = ("constant", "linear", "inverse")
 #: Version of the code that computes each kind of task, bumped when that code's results change
 #: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
 #: one id. Version 1 is left out of the hash, which keeps the ids made before versioning.
-#: train and flow 2: fused float32 Gibbs kernels with their own random stream (rbm_kernels).
+#: train and flow 2: fused float32 Gibbs kernels with their own random stream (workers.rbm.kernels).
 #: sample 2: stored configurations get a fair global sign (``symmetrize``).
 #: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
 CODE_VERSIONS = {"sample": 2, "train": 3, "flow": 3}

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.fs as pafs
 
-__all__ = ["MANIFESTS", "DAMAGED", "LOCK", "TASK_KINDS", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
+__all__ = ["MANIFESTS", "DAMAGED", "LOCK", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
            "TASK_ID", "filesystem", "part_path", "manifest_path", "lattice_of", "listing",
            "plan_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
 
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
-TASK_KINDS = ("sample", "train", "flow")
 TASK_ID = re.compile(r"[0-9a-f]{16}")
 #: ``part-<id>.parquet``, or ``part-<id>-<attempt>.parquet`` for a failure record.
 PART = re.compile(r"part-([0-9a-f]{16})(?:-(\d+))?\.parquet")

@@ -1,3 +1,3 @@
-"""Configs, planning, backends and storage. Never imports numba or does array math (README, "Layout")."""
+"""The driver: spec, plan, scheduler, backends, storage and CLI; never imports numba (README, "Layout")."""
 
 __version__ = "0.1.0"

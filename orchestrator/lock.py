@@ -14,11 +14,11 @@ import json
 import os
 import socket
 
-__all__ = ["LockError", "acquire", "release"]
+__all__ = ["Held", "acquire", "release"]
 
 
-class LockError(RuntimeError):
-    """Another live driver is writing to the same OUT."""
+class Held(RuntimeError):
+    """Another live driver holds the lock (the store raises it as its LockError)."""
 
 
 def _now() -> str:
@@ -36,7 +36,7 @@ def _holder(fd: int) -> dict:
 def acquire(path: str, uri: str) -> int:
     """Lock the file at ``path`` for this process; returns the descriptor that holds it.
 
-    Raises :class:`LockError` naming the holder if another process holds it.
+    Raises :class:`Held` naming the holder if another process holds it.
     """
     for _ in range(100):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -45,7 +45,7 @@ def acquire(path: str, uri: str) -> int:
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise LockError(
+            raise Held(
                 f"{uri} is in use by another rgsweep run (pid {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')} since {holder.get('since', '?')}); wait for it to "
                 "finish") from None
@@ -62,7 +62,7 @@ def acquire(path: str, uri: str) -> int:
         os.ftruncate(fd, 0)
         os.pwrite(fd, me.encode(), 0)
         return fd
-    raise LockError(f"could not take the lock {path}")
+    raise Held(f"could not take the lock {path}")
 
 
 def release(path: str, fd: int) -> None:

@@ -29,8 +29,9 @@ __all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
 class Task:
     """One unit of work: what to run (``kind``), with what (``config``), after what (``deps``).
 
-    ``config`` is the typed config of :mod:`contract.configs` (kept as its canonical JSON, which
-    is small to pickle to a worker); :attr:`id` and :attr:`spawn_key` derive from it.
+    ``config`` is the typed config of :mod:`contract.configs`, kept as its canonical JSON (which
+    makes the task hashable and equal by content) and parsed once; :attr:`id` and
+    :attr:`spawn_key` derive from it.
     """
 
     kind: str
@@ -47,7 +48,7 @@ class Task:
 
     @cached_property
     def id(self) -> str:
-        return task_id(self.kind, self.config.to_dict())
+        return self.config.id
 
     @property
     def spawn_key(self) -> tuple[int, ...]:
@@ -134,7 +135,8 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfi
         epochs=f.epochs, learning_rate=f.learning_rate, batch_size=f.batch_size,
         sources=[[s.T, s.id] for s in by_L[L]],
         curves=[[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
-        block_sizes=block_sizes(L, spec.analysis.block_sizes))
+        # every block size, whatever [analysis] chooses: layer k of a stack is scored at b^k
+        block_sizes=block_sizes(L, "auto"))
     deps = tuple(s.id for s in by_L[L]) + tuple(s.id for Lc in coarse for s in by_L[Lc])
     return config, deps
 

@@ -1,4 +1,4 @@
-"""The driver loop: skip what is done, submit what is ready, write what comes back.
+"""One run of a sweep: lock OUT, skip what is done, drive the scheduler, write what comes back.
 
 The driver only submits and reduces (model: Ray's ``limit_pending_tasks.py``): at most
 ``backend.max_in_flight`` tasks are pending; a task is ready when its dependencies are done
@@ -238,6 +238,6 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
         callbacks.ready()
         scheduler.run(engine, _StoreSink(store, plan), callbacks)
         aborted = False
-    finally:
-        engine.close(abort=aborted)
+    finally:  # the counts first: a second interrupt during close must not lose them
         summary.run, summary.failed, summary.blocked = scheduler.run_count, scheduler.failed, scheduler.blocked
+        engine.close(abort=aborted)

@@ -1,4 +1,4 @@
-"""The driver loop: tasks to a backend in dependency order, results to a sink, progress to callbacks.
+"""The driver loop: tasks to a backend in dependency order, results to a sink, progress out.
 
 :class:`Scheduler` knows no store, no files and no particular backend: a :class:`Backend` runs
 tasks, a :class:`Sink` commits what they return (and supplies the inputs of dependencies that

@@ -36,13 +36,16 @@ from contract.layout import (DAMAGED, LOCK, MANIFEST, MANIFESTS, PART, TEMPORARY
 from contract.schemas import SCHEMAS, TASK_TABLES
 
 from . import lock
-from .lock import LockError
 
 __all__ = ["Store", "StoreError", "LockError", "DamagedRecord", "Manifest", "encode_part"]
 
 
 class StoreError(RuntimeError):
     """A dataset that cannot be used as asked (bad location, unreadable part)."""
+
+
+class LockError(StoreError):
+    """Another live driver is writing to the same OUT."""
 
 
 class DamagedRecord(StoreError):
@@ -369,7 +372,10 @@ class Store:
         path = os.path.join(self.root, LOCK)
         if not self._inside(path) or os.path.islink(path):
             raise StoreError(f"{path} is a symbolic link or leads outside {self.uri}; remove it")
-        self._lock_fd = lock.acquire(path, self.uri)
+        try:
+            self._lock_fd = lock.acquire(path, self.uri)
+        except lock.Held as err:
+            raise LockError(str(err)) from None
 
     def release_lock(self) -> None:
         """Remove the lock file (still holding it, so nobody else is removed) and let go."""

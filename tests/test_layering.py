@@ -144,10 +144,32 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+def _module_aliases(name: str, path: Path) -> set[str]:
+    """Names that stand for one of our modules inside ``name`` (``from workers.rbm import kernels
+    as K`` binds K; ``from . import exact_reference as exact`` binds exact)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    aliases = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            aliases |= {a.asname or a.name for a in node.names if f"{base}.{a.name}" in MODULES}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.asname and a.name in MODULES}
+    return aliases
+
+
 def test_no_private_names_cross_modules():
     bad = [f"{name}: from {target} import {n}" for name, found in IMPORTS.items()
            for target, names, _ in found if _top(target) in OURS for n in names
            if n.startswith("_") and not n.startswith("__")]
+    for name, path in MODULES.items():
+        aliases = _module_aliases(name, path)
+        bad += [f"{name}: {node.value.id}.{node.attr}" for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in aliases and node.attr.startswith("_") and not node.attr.startswith("__")]
     assert bad == []
 
 

@@ -54,7 +54,7 @@ def hidden_draws(pre, b, seed, sample=True, sign=1.0):
     h, colsum = np.full((m, n), 7, np.float32), np.empty(n, np.float32)
     lanes = K.make_lanes(np.random.default_rng(seed))
     words = np.empty(K.words_per_row(n), np.uint64)
-    K._hidden_step(pre, b, np.float32(sign), h, sample, lanes, words, colsum)
+    K.hidden_kernel(pre, b, np.float32(sign), h, sample, lanes, words, colsum)
     return pre, h, colsum, lanes
 
 
@@ -89,7 +89,7 @@ def test_visible_step_replays_the_stream():
     pre = rng.normal(0, 1, (m, n)).astype(np.float32)
     a = rng.normal(0, 0.5, n).astype(np.float32)
     v, colsum = np.empty((m, n), np.float32), np.empty(n, np.float32)
-    K._visible_step(pre.copy(), a, v, K.make_lanes(np.random.default_rng(9)),
+    K.visible_kernel(pre.copy(), a, v, K.make_lanes(np.random.default_rng(9)),
                    np.empty(K.words_per_row(n), np.uint64), colsum)
     p = expit(2 * (pre.astype(np.float64) + a))
     U = LaneStream(np.random.default_rng(9)).uniforms(m, n)
@@ -124,7 +124,7 @@ def test_gather_rows_and_updates_match_numpy():
     V = np.where(rng.random((50, 12)) < 0.5, 1, -1).astype(np.int8)
     idx = rng.permutation(50)[:7]
     out, colsum = np.empty((7, 12), np.float32), np.empty(12, np.float32)
-    K._gather_rows(V, idx, out, colsum)
+    K.gather_rows(V, idx, out, colsum)
     assert_array_equal(out, V[idx])
     assert_array_equal(colsum, V[idx].sum(axis=0))
 
@@ -141,7 +141,7 @@ def test_gather_rows_and_updates_match_numpy():
     for theta, vb, pos, neg in ((a, vel_a, *sums[:2]), (b, vel_b, *sums[2:])):
         v_new = mu * vb + lr * ((pos - neg) * inv_m)
         expect.append((theta + v_new, v_new))
-    K._update(W, vel, G, a, vel_a, *sums[:2], b, vel_b, *sums[2:], mu, lr, inv_m, l2, l1)
+    K.update_parameters(W, vel, G, a, vel_a, *sums[:2], b, vel_b, *sums[2:], mu, lr, inv_m, l2, l1)
     assert_allclose(vel, step, rtol=1e-6, atol=1e-7)
     assert_allclose(W, W_new, rtol=1e-6, atol=1e-7)
     for (theta, vb), (t_exp, v_exp) in zip(((a, vel_a), (b, vel_b)), expect):

@@ -271,3 +271,12 @@ def test_sections_and_sweeps_built_in_code_obey_the_same_rules():
         SweepSpec(name="s", seed=1, lattice_sizes=(9,), temperatures=(2.0,))
     spec = SweepSpec(name="s", seed=1, lattice_sizes=[16, 8], temperatures=[2.5, 2.0])
     assert spec.lattice_sizes == (8, 16) and spec == parse_spec(spec.to_dict())
+
+
+def test_a_range_may_give_more_temperatures_than_a_list_may_name():
+    """The 10,000 limit is on a list the user writes; a range plus its refinement may give more
+    (and the spec re-validated on construction must accept what parsing accepted)."""
+    raw = {"sweep": {"name": "wide", "seed": 1, "lattice_sizes": [8],
+                     "temperatures": {"start": 0.01, "stop": 1e4, "num": 10_000,
+                                      "refine_near_tc": {"width": 0.3, "num": 10_000}}}}
+    assert len(parse_spec(raw).temperatures) > 10_000

@@ -28,11 +28,11 @@ REFINE_KEYS = ("width", "num")
 SECTIONS = ("sweep", "sampling", "rbm", "analysis", "rg_flow")
 
 
-def _temperatures(value: Any) -> tuple[float, ...]:
+def _temperatures(value: Any, limit: bool = True) -> tuple[float, ...]:
     """A list of T > 0, or ``{start, stop, num, refine_near_tc = {width, num}}``."""
     if isinstance(value, list):
         values = as_list("sweep.temperatures", value)
-        if len(values) > MAX_TEMPERATURES:
+        if limit and len(values) > MAX_TEMPERATURES:
             raise fail("sweep.temperatures", f"<a list of {len(values)}>",
                         f"a list of at most {MAX_TEMPERATURES} temperatures")
         temps = [as_float(f"sweep.temperatures[{i}]", v, ge=MIN_T, le=MAX_T) for i, v in enumerate(values)]
@@ -84,7 +84,7 @@ class SweepSpec:
     def __post_init__(self):
         """Every rule of a spec file holds for a spec built in code too (lists become tuples)."""
         sizes = _check_sweep(self.name, self.seed, list(self.lattice_sizes))
-        temps = _temperatures(list(self.temperatures))
+        temps = _temperatures(list(self.temperatures), limit=False)  # a range may give more
         _check_sampling(self.sampling, sizes)
         _check_rbm(self.rbm, self.sampling, sizes)
         _check_analysis(self.analysis, sizes)

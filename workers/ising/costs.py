@@ -1,4 +1,4 @@
-"""Which sampler, and how long a chain: the measured tau_int and cost tables behind ``"auto"``.
+"""Which sampler for ``"auto"``: the measured tau_int and cost tables, and the rule built on them.
 
 Measured on these machines (docs/performance.md, "Choosing a sampler"); :func:`choose_algorithm`
 is the ``algorithm = "auto"`` rule and :func:`sampler_cost` the time per independent sample.

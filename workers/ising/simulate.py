@@ -223,7 +223,7 @@ def _validate(L, T, algorithm, burn_in, n_samples, thin, seed_seq):
     return int(L), T, burn_in, n_samples, thin
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: identity, not elementwise, equality
 class Run:
     """What one :func:`simulate` call produced.
 

@@ -4,7 +4,7 @@ Each half-step is a BLAS matmul into a buffer followed by one fused numba pass
 (:mod:`workers.rbm.kernels`): bias, sigmoid, Bernoulli draw and column sums. Conventions as in
 :mod:`workers.rbm.model`: v in {-1,+1}, h in {0,1}, p(h_j = 1 | v) = sigmoid(b_j + (v W)_j),
 p(v_i = +1 | h) = sigmoid(2 (a_i + (W h)_i)). A hidden half-step can first apply the global
-spin-flip Metropolis-Hastings move to its rows (:func:`workers.rbm.kernels._flip_rows`).
+spin-flip Metropolis-Hastings move to its rows (:func:`workers.rbm.kernels.flip_rows`).
 """
 
 import numpy as np
@@ -46,11 +46,11 @@ def hidden_step(buf, v, ph, W, b, lanes, sign=1.0, sample=True, flip=None):
     """ph <- sign * p(h = 1 | v) and, with ``sample``, buf.h[:m] <- h ~ p(h | v).
 
     ``flip = (a, u)``: first a global spin-flip Metropolis-Hastings move on every row of v
-    (:func:`workers.rbm.kernels._flip_rows`, one uniform of u per row); returns its flips.
+    (:func:`workers.rbm.kernels.flip_rows`, one uniform of u per row); returns its flips.
     """
     np.matmul(v, W, out=ph)
-    flips = K._flip_rows(ph, v, flip[0], b, flip[1]) if flip is not None else 0
-    K._hidden_step(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
+    flips = K.flip_rows(ph, v, flip[0], b, flip[1]) if flip is not None else 0
+    K.hidden_kernel(ph, b, np.float32(sign), buf.h[:len(v)], sample, lanes, buf.words, buf.sum_h)
     return flips
 
 
@@ -58,7 +58,7 @@ def visible_step(buf, m, W, a, v, lanes):
     """v <- v ~ p(v | buf.h[:m]) (+-1 float32)."""
     pv = buf.pv[:m]
     np.matmul(buf.h[:m], W.T, out=pv)
-    K._visible_step(pv, a, v, lanes, buf.words, buf.sum_v)
+    K.visible_kernel(pv, a, v, lanes, buf.words, buf.sum_v)
 
 
 def gibbs_steps(buf, m, k, W, a, b, lanes, flip_rng=None):
@@ -85,6 +85,7 @@ def sample_chains(W, a, b, n_chains, n_steps, rng, init=None, thin=1, burn_in=0,
     if init is None:
         buf.v[:] = np.where(rng.random((n_chains, n_v)) < 0.5, 1, -1)
     else:
+        init = as_spins(init, n_v, "init")
         if init.shape[0] != n_chains:
             raise ValueError(f"init must have {n_chains} rows, got {init.shape[0]}")
         buf.v[:] = init

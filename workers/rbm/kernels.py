@@ -31,9 +31,10 @@ from workers.ising.rng import XORSHIFT_A, XORSHIFT_B, XORSHIFT_C, GOLDEN
 
 __all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
 
-# The kernels (_gather_rows, _hidden_step, _visible_step, _update) take
-# float32 C-contiguous buffers that workers.rbm.model allocates; the exp's rounding trick is exact in
-# float32 only, so they are private: nothing outside workers.rbm.model calls them.
+# The kernels (flip_rows, gather_rows, hidden_kernel, visible_kernel, update_parameters,
+# update_centered, running_mean) take float32 C-contiguous buffers that workers.rbm.gibbs and
+# workers.rbm.training allocate; the exp's rounding trick is exact in float32 only, so nothing
+# outside the RBM room calls them.
 
 LANES = 32
 _U8 = np.uint32(8)
@@ -133,7 +134,7 @@ def _fill(lanes, words, n_words):
 
 
 @njit(cache=True, error_model="numpy")
-def _gather_rows(V, idx, out, colsum):
+def gather_rows(V, idx, out, colsum):
     """out[r] <- float32(V[idx[r]]) for int8 V, and colsum <- column sums of out."""
     colsum[:] = 0.0
     n = V.shape[1]
@@ -146,7 +147,7 @@ def _gather_rows(V, idx, out, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def _hidden_step(pre, b, sign, h, sample, lanes, words, colsum):
+def hidden_kernel(pre, b, sign, h, sample, lanes, words, colsum):
     """Hidden half-step after ``pre = v W`` (in place), for each row r and unit j:
 
     p = sigmoid(pre + b); pre <- sign * p; with ``sample``, h <- 1.0 if u < p else 0.0.
@@ -173,7 +174,7 @@ def _hidden_step(pre, b, sign, h, sample, lanes, words, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def _visible_step(pre, a, v, lanes, words, colsum):
+def visible_kernel(pre, a, v, lanes, words, colsum):
     """Visible half-step after ``pre = h W^T``: v <- +1 if u < sigmoid(2 (pre + a)) else -1.
 
     colsum <- column sums of v. ``pre`` is left as it was.
@@ -194,8 +195,8 @@ def _visible_step(pre, a, v, lanes, words, colsum):
 
 
 @njit(cache=True, error_model="numpy")
-def _update(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu, lr, inv_m, l2, l1):
-    """One momentum step on W, a and b from the minibatch sums (workers.rbm.model.RBM.fit):
+def update_parameters(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu, lr, inv_m, l2, l1):
+    """One momentum step on W, a and b from the minibatch sums (workers.rbm.training.train):
 
     vel_W <- mu vel_W + lr (G inv_m - l2 W - l1 sign W),  W <- W + vel_W;
     vel_a <- mu vel_a + lr (sum_vp - sum_vn) inv_m,       a <- a + vel_a; likewise b.
@@ -222,7 +223,7 @@ def _softplus64(z):
 
 
 @njit(cache=True)
-def _flip_rows(pre, v, a, b, u):
+def flip_rows(pre, v, a, b, u):
     """Global spin-flip Metropolis-Hastings move on each row (chain) r, after ``pre = v W``.
 
     p(v) ~ exp(-F(v)) with F(v) = -a.v - sum_j softplus(b_j + (v W)_j), so the flip v -> -v is
@@ -252,7 +253,7 @@ def _flip_rows(pre, v, a, b, u):
 
 
 @njit(cache=True, error_model="numpy")
-def _update_centered(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu_v, lam,
+def update_centered(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, sum_hn, mu_v, lam,
                      mu, lr, inv_m, l2, l1):
     """One momentum step in centered coordinates (Montavon & Mueller 2012; Melchior et al. 2016).
 
@@ -288,7 +289,7 @@ def _update_centered(W, vel_W, G, a, vel_a, sum_vp, sum_vn, b, vel_b, sum_hp, su
 
 
 @njit(cache=True, error_model="numpy")
-def _running_mean(avg, x, weight):
+def running_mean(avg, x, weight):
     """avg <- avg + weight (x - avg) elementwise (any shape, C-contiguous float32)."""
     fa, fx = avg.reshape(-1), x.reshape(-1)
     for i in range(fa.size):

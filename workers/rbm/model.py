@@ -76,7 +76,7 @@ class RBM:
         Follow the gradient in centered coordinates (Montavon & Mueller 2012; Melchior, Fischer
         & Wiskott 2016): the energy is written -a_c.(v - mu) - b_c.(h - lam) - (v - mu)^T W
         (h - lam) with mu the data mean of v and lam a moving average (rate
-        :data:`OFFSET_RATE`) of p(h = 1 | v) over the minibatches (it starts at 1/2). The model
+        :data:`workers.rbm.training.OFFSET_RATE`) of p(h = 1 | v) over the minibatches (it starts at 1/2). The model
         is the same RBM (a = a_c - W lam, b = b_c - W^T mu are what is stored); only the
         direction of the steps changes, which makes them far better conditioned. See Notes.
     flip_moves : bool
@@ -237,7 +237,7 @@ class RBM:
         return tuple(np.ascontiguousarray(x, dtype=np.float32) for x in (self.W_, self.a_, self.b_))
 
     def free_energy(self, V):
-        """F(v) of each row of V (n, n_visible), float64 (n,); see free_energy.rbm_free_energy."""
+        """F(v) of each row of V (n, n_visible), float64 (n,); see workers.rbm.partition.rbm_free_energy."""
         self._check_fitted()
         return rbm_free_energy(as_spins(V, self.W_.shape[0]), self.W_, self.a_, self.b_)
 
@@ -299,8 +299,6 @@ class RBM:
             ``draws.reshape(-1, n_chains, n_visible)[:, c]`` is the time series of chain c.
         """
         self._check_fitted()
-        if init is not None:
-            init = as_spins(init, self.W_.shape[0], "init")
         draws, self.sample_flip_rate_ = gibbs.sample_chains(*self._params32(), n_chains, n_steps, rng,
                                                             init, thin, burn_in, flip_moves)
         return draws

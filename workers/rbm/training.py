@@ -86,7 +86,7 @@ def train(rbm, V, checkpoints=(), callback=None):
             vn, vp, phn, php = VV[:m], VV[m:2 * m], PP[:m], PP[m:2 * m]
             # a short last minibatch uses the first m PCD chains; keep the others
             idle = VV[m:m_max].copy() if rbm.method == "pcd" and m < m_max else None
-            K._gather_rows(V, idx, vp, sum_vp)
+            K.gather_rows(V, idx, vp, sum_vp)
             # positive phase; for CD the chains start at the minibatch: h drawn from php
             gibbs.hidden_step(buf, vp, php, W, b, lanes, sample=rbm.method == "cd")
             np.copyto(sum_php, buf.sum_h)
@@ -102,10 +102,10 @@ def train(rbm, V, checkpoints=(), callback=None):
             if rbm.centering:
                 lam *= np.float32(1.0) - nu
                 lam += nu * inv_m * sum_php
-                K._update_centered(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b,
+                K.update_centered(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b,
                                    sum_php, buf.sum_h, mu_v, lam, mu, lr, inv_m, l2, l1)
             else:
-                K._update(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php,
+                K.update_parameters(W, vel_W, G, a, vel_a, sum_vp, buf.sum_v, b, vel_b, sum_php,
                           buf.sum_h, mu, lr, inv_m, l2, l1)
             if idle is not None:
                 VV[m:m_max] = idle
@@ -116,7 +116,7 @@ def train(rbm, V, checkpoints=(), callback=None):
                     averaged = (W.copy(), a.copy(), b.copy())
                 else:
                     for mean, x in zip(averaged, (W, a, b)):
-                        K._running_mean(mean, x, np.float32(1.0 / n_avg))
+                        K.running_mean(mean, x, np.float32(1.0 / n_avg))
         rbm.epochs_done_ = epoch
         if averaged is not None:  # what checkpoints and the caller see
             rbm.W_, rbm.a_, rbm.b_ = averaged

@@ -1,4 +1,4 @@
-"""The sampling task: Monte Carlo for one (L, T), its thermodynamics row, stored samples and series."""
+"""The sampling task: Monte Carlo at one (L, T) to its thermodynamics, samples and series."""
 
 from __future__ import annotations
 
