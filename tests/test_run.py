@@ -38,15 +38,25 @@ def files_of(out: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("serial") / "quick"
-    code = main(["run", str(QUICK), "--out", str(out), "--backend", "serial", "--quiet"])
+def small(tmp_path_factory) -> Path:
+    """sweeps/quick.toml with fewer samples, temperatures and epochs but both lattice sizes: what
+    every backend must reproduce bit for bit (the full quick sweep is the README's first command)."""
+    from test_cluster_jobs import reduced_quick
+
+    return reduced_quick(tmp_path_factory.mktemp("spec") / "small.toml", name="small", lattice_sizes="[8, 16]",
+                         n_hidden='[16, "N/4"]')  # N/4 = 64 at L = 16: AIS on every backend
+
+
+@pytest.fixture(scope="module")
+def serial_run(small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial") / "small"
+    code = main(["run", str(small), "--out", str(out), "--backend", "serial", "--quiet"])
     assert code == 0
     return out
 
 
-def test_quick_sweep_serial_writes_every_table(serial_run):
-    spec = load_spec(QUICK)
+def test_small_sweep_serial_writes_every_table(serial_run, small):
+    spec = load_spec(small)
     n_tasks = len(spec.lattice_sizes) * len(spec.temperatures)
     ising = load(serial_run).ising
     assert len(ising) == n_tasks and ising["task_id"].is_unique
@@ -62,9 +72,9 @@ def test_quick_sweep_serial_writes_every_table(serial_run):
     assert configs.shape == (spec.sampling.samples, 8, 8) and set(configs.ravel()) <= {-1, 1}
 
 
-def test_rerun_writes_nothing_new(serial_run, capsys):
+def test_rerun_writes_nothing_new(serial_run, small, capsys):
     before = files_of(serial_run)
-    assert main(["run", str(QUICK), "--out", str(serial_run), "--backend", "serial", "--quiet"]) == 0
+    assert main(["run", str(small), "--out", str(serial_run), "--backend", "serial", "--quiet"]) == 0
     after = files_of(serial_run)
     changed = {k for k in after if before.get(k) != after[k]}
     assert changed <= {"sweep.json"}  # only the spec record is rewritten (same content)
@@ -74,9 +84,9 @@ def test_rerun_writes_nothing_new(serial_run, capsys):
     assert "0 run" in out and "skipped" in out
 
 
-def test_process_backend_gives_identical_tables(serial_run, tmp_path):
-    out = tmp_path / "quick"
-    assert main(["run", str(QUICK), "--out", str(out), "--backend", "process", "--workers", "2",
+def test_process_backend_gives_identical_tables(serial_run, small, tmp_path):
+    out = tmp_path / "small"
+    assert main(["run", str(small), "--out", str(out), "--backend", "process", "--workers", "2",
                  "--quiet"]) == 0
     a, b = tables_of(serial_run), tables_of(out)
     assert a.keys() == b.keys()
@@ -85,9 +95,9 @@ def test_process_backend_gives_identical_tables(serial_run, tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_backend_through_the_cli_gives_identical_tables(serial_run, tmp_path):
-    out = tmp_path / "quick"
-    cli = [sys.executable, "-m", "orchestrator.cli", "run", str(QUICK), "--out", str(out), "--quiet"]
+def test_ray_backend_through_the_cli_gives_identical_tables(serial_run, small, tmp_path):
+    out = tmp_path / "small"
+    cli = [sys.executable, "-m", "orchestrator.cli", "run", str(small), "--out", str(out), "--quiet"]
     result = subprocess.run(cli, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "results:" in result.stdout and "near Tc" in result.stdout
