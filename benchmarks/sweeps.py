@@ -10,6 +10,8 @@ import sys
 import tempfile
 import time
 
+from orchestrator.scheduler import Callbacks
+
 from .common import note, record, repeat
 
 __all__ = ["suite_orchestration"]
@@ -37,22 +39,17 @@ with open("/proc/self/status") as f:
 """
 
 
-def _clock():
-    from orchestrator.scheduler import Callbacks
+class _Clock(Callbacks):
+    """When the backend was up, and when each task came back."""
 
-    class Clock(Callbacks):
-        """When the backend was up, and when each task came back."""
+    def __init__(self, ready: list, committed: list):
+        self.ready_at, self.committed_at = ready, committed
 
-        def __init__(self, ready: list, committed: list):
-            self.ready_at, self.committed_at = ready, committed
+    def ready(self) -> None:
+        self.ready_at.append(time.perf_counter())
 
-        def ready(self) -> None:
-            self.ready_at.append(time.perf_counter())
-
-        def finished(self, task, ok: bool) -> None:
-            self.committed_at.append(time.perf_counter())
-
-    return Clock
+    def finished(self, task, ok: bool) -> None:
+        self.committed_at.append(time.perf_counter())
 
 
 def suite_orchestration(quick: bool) -> list[dict]:
@@ -95,14 +92,13 @@ def suite_orchestration(quick: bool) -> list[dict]:
     if quick and "ray" in backends:
         backends.remove("ray")
         note("--quick: the ray backend is skipped (starting Ray alone takes seconds)")
-    Clock = _clock()
     for backend in backends:
         rates = {}
         for workers in (1, 2):
             ready, committed = [], []
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                run_sweep(coarse, tmp, backend=backend, workers=workers, callbacks=Clock(ready, committed))
+                run_sweep(coarse, tmp, backend=backend, workers=workers, callbacks=_Clock(ready, committed))
                 t1 = time.perf_counter()
             # Throughput from the moment the backend is up to the last task committed. Start-up
             # and teardown are fixed costs that a long sweep amortises, reported on their own,

@@ -56,8 +56,10 @@ def part_path(root: str, table: str, L: int, task_id: str, attempt: int | None =
 
 
 def manifest_path(root: str, kind: str, L: int, task_id: str) -> str:
-    """``<root>/_tasks/L=<L>/<kind>-<id>.json``: the file whose existence commits a task."""
-    return f"{root}/{MANIFESTS}/L={int(L)}/{kind}-{task_id}.json"
+    """``<root>/_tasks/L=<L>/<kind>-<id>.json``: the file whose existence commits a task (``root``
+    "" gives it relative)."""
+    relative = f"{MANIFESTS}/L={int(L)}/{kind}-{task_id}.json"
+    return f"{root}/{relative}" if root else relative
 
 
 def lattice_of(path: str) -> int | None:

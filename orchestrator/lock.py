@@ -14,14 +14,15 @@ import json
 import os
 import socket
 
-__all__ = ["Held", "acquire", "release"]
+__all__ = ["Held", "acquire", "release", "utc_now"]
 
 
 class Held(RuntimeError):
     """Another live driver holds the lock (the store raises it as its LockError)."""
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now, UTC, to the second (ISO 8601): the time stamp of OUT's records."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -58,7 +59,7 @@ def acquire(path: str, uri: str) -> int:
         if not same:
             os.close(fd)
             continue
-        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()})
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()})
         os.ftruncate(fd, 0)
         os.pwrite(fd, me.encode(), 0)
         return fd

@@ -100,7 +100,7 @@ class Scheduler:
                             self.payloads[task.id] = payload
                     for child in self.children.get(task.id, []):
                         self.waiting[child.id].discard(task.id)
-                        if not self.waiting[child.id] and child.id not in self._blocked:
+                        if not self.waiting[child.id]:  # never a blocked one: it waits on a failure
                             self.ready.append(child)
                 else:
                     sink.fail(task, outcome)

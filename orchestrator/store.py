@@ -111,10 +111,6 @@ def _malformed(record, manifest: "Manifest", store: "Store") -> str | None:
     return None
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 class Store:
     """One output dataset, on a local path or any filesystem URI pyarrow understands."""
 
@@ -205,7 +201,7 @@ class Store:
             self._write_bytes(path, blob)
             parts[name] = {"path": path[len(self.root) + 1:], "size": len(blob),
                            "sha256": hashlib.sha256(blob).hexdigest()}
-        manifest = {"task_id": task_id, "kind": kind, "L": L, "T": T, "parts": parts, "written_at": _now()}
+        manifest = {"task_id": task_id, "kind": kind, "L": L, "T": T, "parts": parts, "written_at": lock.utc_now()}
         self._write_bytes(self.manifest_path(kind, L, task_id),
                           json.dumps(manifest, indent=1, sort_keys=True).encode())
 

@@ -7,8 +7,7 @@ Constructing a section checks every field with the rules of :mod:`.readers` and 
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
-from types import SimpleNamespace
+from dataclasses import dataclass, fields
 
 from contract.constants import ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, METHODS
 
@@ -16,10 +15,6 @@ from .readers import (MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES, MAX_SEED, MAX_S
                       as_bool, as_choice, as_float, as_int, as_list, as_rate, as_units, fail)
 
 __all__ = ["SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec"]
-
-
-def _defaults(cls) -> SimpleNamespace:
-    return SimpleNamespace(**{f.name: f.default for f in fields(cls) if f.default is not MISSING})
 
 
 def _table(section) -> dict:
@@ -63,19 +58,19 @@ class SamplingSpec(_Section):
 
     @classmethod
     def checked(cls, t: dict) -> dict:
-        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
-        d = _defaults(cls)
-        thin = t.get("thin", d.thin)
+        """The section's field values from a table of all its keys (:func:`_table`); raises
+        :class:`SpecError`."""
+        thin = t["thin"]
         if thin != "auto":
             thin = as_int("sampling.thin", thin, ge=1, le=MAX_SWEEPS) if not isinstance(thin, str) else None
             if thin is None:
                 raise fail("sampling.thin", t["thin"], 'an integer >= 1 or "auto"')
         return dict(
-            algorithm=as_choice("sampling.algorithm", t.get("algorithm", d.algorithm), ALGORITHMS),
-            burn_in=as_int("sampling.burn_in", t.get("burn_in", d.burn_in), ge=0, le=MAX_SWEEPS),
-            samples=as_int("sampling.samples", t.get("samples", d.samples), ge=1, le=MAX_SAMPLES),
+            algorithm=as_choice("sampling.algorithm", t["algorithm"], ALGORITHMS),
+            burn_in=as_int("sampling.burn_in", t["burn_in"], ge=0, le=MAX_SWEEPS),
+            samples=as_int("sampling.samples", t["samples"], ge=1, le=MAX_SAMPLES),
             thin=thin,
-            symmetrize=as_bool("sampling.symmetrize", t.get("symmetrize", d.symmetrize)),
+            symmetrize=as_bool("sampling.symmetrize", t["symmetrize"]),
         )
 
 
@@ -108,50 +103,50 @@ class RBMSpec(_Section):
 
     @classmethod
     def checked(cls, t: dict) -> dict:
-        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
-        d = _defaults(cls)
+        """The section's field values from a table of all its keys (:func:`_table`); raises
+        :class:`SpecError`."""
         n_hidden = tuple(as_units(f"rbm.n_hidden[{i}]", v)
-                         for i, v in enumerate(as_list("rbm.n_hidden", t.get("n_hidden", list(d.n_hidden)))))
+                         for i, v in enumerate(as_list("rbm.n_hidden", t["n_hidden"])))
         if len(set(n_hidden)) != len(n_hidden):  # "N/4" and 16 may meet at one L: that is fine
             raise fail("rbm.n_hidden", list(n_hidden), "a list without repeats")
-        epochs = as_int("rbm.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS)
+        epochs = as_int("rbm.epochs", t["epochs"], ge=1, le=MAX_EPOCHS)
         checkpoints = set()
-        for i, c in enumerate(as_list("rbm.checkpoints", t.get("checkpoints", [0]), nonempty=False)):
+        for i, c in enumerate(as_list("rbm.checkpoints", t["checkpoints"], nonempty=False)):
             c = as_int(f"rbm.checkpoints[{i}]", c, ge=0)
             if c > epochs:
                 raise fail(f"rbm.checkpoints[{i}]", c, f"<= rbm.epochs ({epochs})")
             checkpoints.add(c)
         seeds = [as_int(f"rbm.seeds[{i}]", s, ge=0, le=MAX_SEED)
-                 for i, s in enumerate(as_list("rbm.seeds", t.get("seeds", list(d.seeds))))]
+                 for i, s in enumerate(as_list("rbm.seeds", t["seeds"]))]
         if len(set(seeds)) != len(seeds):
             raise fail("rbm.seeds", seeds, "a list without repeats")
         return dict(
             n_hidden=n_hidden,
-            method=as_choice("rbm.method", t.get("method", d.method), METHODS),
-            k=as_int("rbm.k", t.get("k", d.k), ge=1, le=MAX_STEPS),
-            learning_rate=as_rate("rbm.learning_rate", t.get("learning_rate", d.learning_rate)),
-            momentum=as_float("rbm.momentum", t.get("momentum", d.momentum), ge=0, lt=1),
-            lr_schedule=as_choice("rbm.lr_schedule", t.get("lr_schedule", d.lr_schedule), LR_SCHEDULES),
+            method=as_choice("rbm.method", t["method"], METHODS),
+            k=as_int("rbm.k", t["k"], ge=1, le=MAX_STEPS),
+            learning_rate=as_rate("rbm.learning_rate", t["learning_rate"]),
+            momentum=as_float("rbm.momentum", t["momentum"], ge=0, lt=1),
+            lr_schedule=as_choice("rbm.lr_schedule", t["lr_schedule"], LR_SCHEDULES),
             epochs=epochs,
-            batch_size=as_int("rbm.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
+            batch_size=as_int("rbm.batch_size", t["batch_size"], ge=1, le=MAX_BATCH),
             # epoch 0, the initialisation, is always recorded, and so is the final epoch
             checkpoints=tuple(sorted(checkpoints | {0, epochs})),
-            held_out=as_float("rbm.held_out", t.get("held_out", d.held_out), gt=0, lt=1),
+            held_out=as_float("rbm.held_out", t["held_out"], gt=0, lt=1),
             seeds=tuple(seeds),
-            l1=as_float("rbm.l1", t.get("l1", d.l1), ge=0),
-            l2=as_float("rbm.l2", t.get("l2", d.l2), ge=0),
-            init_std=as_float("rbm.init_std", t.get("init_std", d.init_std), gt=0),
-            log_partition=as_choice("rbm.log_partition", t.get("log_partition", d.log_partition),
+            l1=as_float("rbm.l1", t["l1"], ge=0),
+            l2=as_float("rbm.l2", t["l2"], ge=0),
+            init_std=as_float("rbm.init_std", t["init_std"], gt=0),
+            log_partition=as_choice("rbm.log_partition", t["log_partition"],
                                   LOG_PARTITION),
-            max_exact_units=as_int("rbm.max_exact_units", t.get("max_exact_units", d.max_exact_units),
+            max_exact_units=as_int("rbm.max_exact_units", t["max_exact_units"],
                                  ge=1, le=30),
-            gibbs_chains=as_int("rbm.gibbs_chains", t.get("gibbs_chains", d.gibbs_chains), ge=1,
+            gibbs_chains=as_int("rbm.gibbs_chains", t["gibbs_chains"], ge=1,
                               le=MAX_UNITS),
-            gibbs_steps=as_int("rbm.gibbs_steps", t.get("gibbs_steps", d.gibbs_steps), ge=10,
+            gibbs_steps=as_int("rbm.gibbs_steps", t["gibbs_steps"], ge=10,
                              le=MAX_STEPS),
-            centering=as_bool("rbm.centering", t.get("centering", d.centering)),
-            flip_moves=as_bool("rbm.flip_moves", t.get("flip_moves", d.flip_moves)),
-            averaging=as_float("rbm.averaging", t.get("averaging", d.averaging), ge=0, lt=1),
+            centering=as_bool("rbm.centering", t["centering"]),
+            flip_moves=as_bool("rbm.flip_moves", t["flip_moves"]),
+            averaging=as_float("rbm.averaging", t["averaging"], ge=0, lt=1),
         )
 
 
@@ -164,8 +159,9 @@ class AnalysisSpec(_Section):
 
     @classmethod
     def checked(cls, t: dict) -> dict:
-        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
-        value = t.get("block_sizes", "auto")
+        """The section's field values from a table of all its keys (:func:`_table`); raises
+        :class:`SpecError`."""
+        value = t["block_sizes"]
         if value == "auto":
             return {"block_sizes": "auto"}
         if not isinstance(value, list):
@@ -195,24 +191,24 @@ class RGFlowSpec(_Section):
 
     @classmethod
     def checked(cls, t: dict) -> dict:
-        """The section's field values from a table of all its keys; raises :class:`SpecError`."""
-        d = _defaults(cls)
-        layers = as_list("rg_flow.layers", t.get("layers", list(d.layers)))
-        sizes = t.get("lattice_sizes", "auto")
+        """The section's field values from a table of all its keys (:func:`_table`); raises
+        :class:`SpecError`."""
+        layers = as_list("rg_flow.layers", t["layers"])
+        sizes = t["lattice_sizes"]
         if sizes != "auto":
             sizes = tuple(as_int(f"rg_flow.lattice_sizes[{i}]", L, ge=4, le=MAX_L)
                           for i, L in enumerate(as_list("rg_flow.lattice_sizes", sizes)))
             if len(set(sizes)) != len(sizes):
                 raise fail("rg_flow.lattice_sizes", list(sizes), "a list without repeats")
         return dict(
-            block=as_int("rg_flow.block", t.get("block", d.block), ge=2, le=MAX_L),
+            block=as_int("rg_flow.block", t["block"], ge=2, le=MAX_L),
             layers=tuple(as_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
-            rbm_flow_steps=as_int("rg_flow.rbm_flow_steps", t.get("rbm_flow_steps", d.rbm_flow_steps),
+            rbm_flow_steps=as_int("rg_flow.rbm_flow_steps", t["rbm_flow_steps"],
                                 ge=0, le=10_000),
-            rbm_flow_hidden=as_units("rg_flow.rbm_flow_hidden", t.get("rbm_flow_hidden", d.rbm_flow_hidden)),
-            epochs=as_int("rg_flow.epochs", t.get("epochs", d.epochs), ge=1, le=MAX_EPOCHS),
-            learning_rate=as_float("rg_flow.learning_rate", t.get("learning_rate", d.learning_rate), gt=0),
-            batch_size=as_int("rg_flow.batch_size", t.get("batch_size", d.batch_size), ge=1, le=MAX_BATCH),
+            rbm_flow_hidden=as_units("rg_flow.rbm_flow_hidden", t["rbm_flow_hidden"]),
+            epochs=as_int("rg_flow.epochs", t["epochs"], ge=1, le=MAX_EPOCHS),
+            learning_rate=as_float("rg_flow.learning_rate", t["learning_rate"], gt=0),
+            batch_size=as_int("rg_flow.batch_size", t["batch_size"], ge=1, le=MAX_BATCH),
             lattice_sizes=sizes,
         )
 

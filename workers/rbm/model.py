@@ -22,6 +22,7 @@ Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
 import numpy as np
 from scipy.special import expit
 
+from contract.constants import LR_SCHEDULES, METHODS
 from workers.rbm import gibbs
 from workers.rbm import kernels as K
 from workers.rbm.partition import rbm_free_energy
@@ -30,8 +31,6 @@ from workers.rbm.training import train
 
 __all__ = ["RBM"]
 
-_METHODS = ("cd", "pcd")
-_SCHEDULES = ("constant", "linear", "inverse")
 _BIAS_INITS = ("zero", "data")
 _PARAM_NAMES = ("n_hidden", "method", "k", "learning_rate", "momentum", "l1", "l2",
                 "batch_size", "epochs", "lr_schedule", "init_std", "visible_bias_init",
@@ -191,14 +190,14 @@ class RBM:
 
         p = self
         rules = [("n_hidden", num(p.n_hidden, 1, integer=True), "an int >= 1"),
-                 ("method", p.method in _METHODS, f"one of {_METHODS}"),
+                 ("method", p.method in METHODS, f"one of {METHODS}"),
                  ("k", num(p.k, 1, integer=True), "an int >= 1"),
                  ("learning_rate", num(p.learning_rate, 0) and p.learning_rate > 0, "> 0"),
                  ("momentum", num(p.momentum, 0, 1), "in [0, 1)"),
                  ("l1", num(p.l1, 0), ">= 0"), ("l2", num(p.l2, 0), ">= 0"),
                  ("batch_size", num(p.batch_size, 1, integer=True), "an int >= 1"),
                  ("epochs", num(p.epochs, 0, integer=True), "an int >= 0"),
-                 ("lr_schedule", p.lr_schedule in _SCHEDULES, f"one of {_SCHEDULES}"),
+                 ("lr_schedule", p.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
                  ("init_std", num(p.init_std, 0), ">= 0"),
                  ("visible_bias_init", p.visible_bias_init in _BIAS_INITS,
                   f"one of {_BIAS_INITS}"),

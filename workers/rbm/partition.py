@@ -13,6 +13,7 @@ sampling (Neal 2001; Salakhutdinov & Murray 2008). Everything is float64.
 import numpy as np
 from scipy.special import logsumexp
 
+from contract.constants import LOG_PARTITION
 from workers.rbm.kernels import is_spin_array
 
 __all__ = ["rbm_free_energy", "log_partition", "log_partition_exact", "log_partition_bruteforce",
@@ -250,7 +251,7 @@ def log_partition(W, a, b, method="auto", rng=None, data=None, max_units=20):
     -------
     (lnZ, err, method_used) : (float, float, str); err = 0.0 for "exact".
     """
-    if method not in ("auto", "exact", "ais"):
+    if method not in LOG_PARTITION:
         raise ValueError(f"log_partition method must be 'auto', 'exact' or 'ais', got {method!r}")
     W = np.array(W, ndmin=2)
     if method == "exact" or (method == "auto" and min(W.shape) <= max_units):
