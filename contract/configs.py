@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from .constants import ALGORITHMS, CODE_VERSIONS, LOG_PARTITION, LR_SCHEDULES, METHODS
+from .constants import ALGORITHMS, CODE_VERSIONS, LOG_PARTITION, LR_SCHEDULES, METHODS, RBM_INITS
 from .schemas import SCHEMA_VERSION
 
 __all__ = ["SampleConfig", "TrainConfig", "FlowConfig", "CONFIGS", "config_from_json", "canonical",
@@ -129,6 +129,7 @@ class TrainConfig(_Config):
     l1: float
     l2: float
     init_std: float
+    init: str
     log_partition: str
     max_exact_units: int
     gibbs_chains: int
@@ -155,6 +156,7 @@ class TrainConfig(_Config):
             ("averaging", _number(self.averaging) and 0 <= self.averaging < 1, "in [0, 1)"),
             ("l1", _number(self.l1) and self.l1 >= 0, ">= 0"), ("l2", _number(self.l2) and self.l2 >= 0, ">= 0"),
             ("init_std", _number(self.init_std) and self.init_std > 0, "> 0"),
+            ("init", self.init in RBM_INITS, f"one of {RBM_INITS}"),
             ("checkpoints", all(_integer(c) and 0 <= c <= self.epochs for c in self.checkpoints)
              if _integer(self.epochs) else False, "epochs in [0, epochs]"),
             ("block_sizes", all(_integer(b) and b >= 2 for b in self.block_sizes), "integers >= 2"),

@@ -6,7 +6,8 @@ J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
 
 import math
 
-__all__ = ["TC", "CODE_VERSIONS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES"]
+__all__ = ["TC", "CODE_VERSIONS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
+           "RBM_INITS"]
 
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
@@ -17,6 +18,8 @@ CHECKERBOARD = ("metropolis", "multispin")  # samplers that need the two-colour 
 METHODS = ("cd", "pcd")
 LOG_PARTITION = ("auto", "exact", "ais")
 LR_SCHEDULES = ("constant", "linear", "inverse")
+#: How an RBM's weights start: i.i.d. Gaussian, or each hidden unit also anchored on one site.
+RBM_INITS = ("gaussian", "site")
 
 #: Version of the code that computes each kind of task, bumped when that code's results change
 #: (not just their format: that is SCHEMA_VERSION), so new results never mix with old ones under
@@ -24,4 +27,5 @@ LR_SCHEDULES = ("constant", "linear", "inverse")
 #: train and flow 2: fused float32 Gibbs kernels with their own random stream (workers.rbm.kernels).
 #: sample 2: stored configurations get a fair global sign (``symmetrize``).
 #: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
-CODE_VERSIONS = {"sample": 2, "train": 3, "flow": 3}
+#: train 4: the ``init`` setting (site-anchored starts) and the smaller "auto" learning rate.
+CODE_VERSIONS = {"sample": 2, "train": 4, "flow": 3}

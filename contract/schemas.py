@@ -3,7 +3,9 @@
 Writers validate against these and never infer.  Every row carries ``task_id``, ``L``, ``T`` and
 the config fields that matter, so pandas needs no joins (README, "The dataset").
 Bump :data:`SCHEMA_VERSION` whenever a schema or the meaning of a column changes: it is part of
-every task id, so old results are never mistaken for new ones.
+every task id, so old results are never mistaken for new ones. A table that one kind of task
+writes alone may instead change with that kind's code version (``contract.constants``), which
+leaves the other kinds' ids alone (``rbm`` got its ``init`` column so, with train version 4).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "rbm": _schema(
         *_TRAIN_KEY, ("k", _i32), ("learning_rate", _f64), ("momentum", _f64), ("lr_schedule", _str),
         ("epochs", _i32), ("batch_size", _i32), ("l1", _f64), ("l2", _f64), ("init_std", _f64),
-        ("n_train", _i64), ("n_test", _i64),
+        ("init", _str), ("n_train", _i64), ("n_test", _i64),
         ("centering", pa.bool_()), ("flip_moves", pa.bool_()), ("averaging", _f64),
         ("lnZ_rbm", _f64), ("lnZ_rbm_err", _f64), ("lnZ_method", _str),
         ("nll_train", _f64), ("nll_test", _f64), *_FIDELITY,

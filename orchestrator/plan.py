@@ -20,7 +20,7 @@ from typing import Iterator
 from contract.configs import FlowConfig, SampleConfig, TrainConfig, config_from_json, spawn_key, task_id
 from contract.estimators import block_sizes
 
-from .spec import SweepSpec, resolve_learning_rate, resolve_units
+from .spec import SweepSpec, resolve_init, resolve_learning_rate, resolve_units
 
 __all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
 
@@ -109,7 +109,8 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[TrainConfig]:
         for seed in r.seeds:
             yield TrainConfig(**{name: getattr(r, name) for name in _FROM_RBM_SECTION},
                               L=L, T=sample.T, sample_task=sample.id, n_visible=L * L, n_hidden=n_hidden,
-                              learning_rate=resolve_learning_rate(r.learning_rate, n_hidden), rbm_seed=seed,
+                              learning_rate=resolve_learning_rate(r.learning_rate, n_hidden),
+                              init=resolve_init(r.init, n_hidden, L * L), rbm_seed=seed,
                               block_sizes=chosen, seed=spec.seed)
 
 

@@ -114,16 +114,19 @@ def test_code_versions_enter_the_ids_of_their_kind():
     assert after["train"] == before["train"] and after["flow"] == before["flow"]
 
 
-def test_auto_learning_rate_resolves_per_hidden_size_in_the_configs():
+def test_auto_learning_rate_and_init_resolve_per_hidden_size_in_the_configs():
     from orchestrator.plan import make_plan
     from orchestrator.spec import parse_spec
 
     base = {"sweep": {"name": "lr", "seed": 1, "lattice_sizes": [8], "temperatures": [2.5]},
-            "rbm": {"n_hidden": [16, 64, 128, 256]}}
-    rates = {t.config.n_hidden: t.config.learning_rate
-             for t in make_plan(parse_spec(base)) if t.kind == "train"}
-    assert rates == {16: 0.05, 64: 0.05, 128: 0.025, 256: 0.0125}
-    explicit = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64], "learning_rate": 0.05}}
+            "rbm": {"n_hidden": [8, 15, 16, 64, 128, 256]}}
+    configs = {t.config.n_hidden: t.config for t in make_plan(parse_spec(base)) if t.kind == "train"}
+    assert {n: c.learning_rate for n, c in configs.items()} == {
+        8: 0.025, 15: 0.025, 16: 0.025, 64: 0.025, 128: 0.025, 256: 0.0125}
+    # site-anchored starts from N/4 = 16 units up
+    assert {n: c.init for n, c in configs.items()} == {
+        8: "gaussian", 15: "gaussian", 16: "site", 64: "site", 128: "site", 256: "site"}
+    explicit = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64], "learning_rate": 0.025, "init": "site"}}
     auto = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64]}}
     ids = [sorted(t.id for t in make_plan(parse_spec(s))) for s in (explicit, auto)]
     assert ids[0] == ids[1]  # "auto" is resolved before hashing: the same rate, the same task

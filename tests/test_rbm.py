@@ -320,6 +320,34 @@ def test_callback_at_initialisation_and_checkpoints(split_data):
     assert model.n_updates_ == 6 * 3
 
 
+def test_anchor_sites_fill_the_sublattices_class_by_class():
+    from workers.rbm.training import anchor_sites
+
+    r, c = np.divmod(np.arange(64), 8)
+    for n_h, expected in [(16, (r % 2 == 0) & (c % 2 == 0)), (32, (r + c) % 2 == 0),
+                          (64, np.ones(64, bool))]:
+        sites = anchor_sites(64, n_h)
+        assert len(set(sites.tolist())) == n_h
+        assert_array_equal(np.isin(np.arange(64), sites), expected)
+    assert_array_equal(np.bincount(anchor_sites(64, 128), minlength=64), 2)  # beyond N: repeats
+    assert_array_equal(anchor_sites(10, 5), [0, 2, 4, 6, 8])  # not an even square: spread
+
+
+def test_site_start_anchors_each_unit_on_its_site(split_data):
+    from workers.rbm.training import SITE_WEIGHT, anchor_sites
+
+    train, starts = split_data[0][:100], {}
+    for init in ("gaussian", "site"):
+        RBM(8, epochs=0, init=init, random_state=4).fit(
+            train, callback=lambda e, m: starts.update({init: m.W_.copy()}))
+    jump = starts["site"] - starts["gaussian"]  # the same Gaussian draw underneath
+    sites = anchor_sites(16, 8)
+    assert_allclose(jump[sites, np.arange(8)], SITE_WEIGHT, rtol=1e-6)
+    jump[sites, np.arange(8)] = 0
+    assert_array_equal(jump, 0)
+    assert_array_equal(np.isin(np.arange(16), sites).reshape(4, 4), (np.add.outer(range(4), range(4)) % 2) == 0)
+
+
 def test_visible_bias_initialisation_is_recorded(split_data):
     train = split_data[0]
     seen = {}
@@ -344,6 +372,7 @@ def test_from_params_round_trip(split_data):
     (dict(method="sgd"), "method"), (dict(k=0), "k must"), (dict(momentum=1.0), "momentum"),
     (dict(lr_schedule="cosine"), "lr_schedule"), (dict(n_hidden="N/4"), "n_hidden"),
     (dict(learning_rate=0), "learning_rate"), (dict(visible_bias_init="mean"), "visible_bias"),
+    (dict(init="random"), "init must"),
 ])
 def test_invalid_settings_are_rejected(split_data, bad, match):
     params = dict(n_hidden=4, epochs=1)

@@ -75,6 +75,7 @@ BAD = [
     (("sampling.thin", 0), ["sampling.thin", ">= 1", "0"]),
     (("sampling.thin", "sometimes"), ["sampling.thin", '"auto"', "sometimes"]),
     (("rbm.method", "pcdd"), ["rbm.method", "cd | pcd", "pcdd"]),
+    (("rbm.init", "random"), ["rbm.init", "auto | gaussian | site", "random"]),
     (("rbm.n_hidden", ["N/0"]), ["rbm.n_hidden[0]", "fraction of N", "N/0"]),
     (("rbm.n_hidden", ["M/4"]), ["rbm.n_hidden[0]", "fraction of N", "M/4"]),
     (("rbm.n_hidden", ["N/32"]), ["rbm.n_hidden[0]", "at least 1 hidden unit", "N/32"]),

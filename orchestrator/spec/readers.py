@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable
 
 __all__ = ["SpecError", "fail", "as_int", "as_float", "as_bool", "as_rate", "as_choice", "as_list",
-           "as_units", "check_keys", "section", "shown", "key_name", "resolve_learning_rate",
+           "as_units", "check_keys", "section", "shown", "key_name", "resolve_learning_rate", "resolve_init",
            "resolve_units"]
 
 
@@ -148,11 +148,12 @@ def as_units(key: str, value: Any) -> int | str:
     return as_int(key, value, ge=1, le=MAX_UNITS)
 
 
-#: ``learning_rate = "auto"``: 0.05 up to 64 hidden units, then AUTO_LR_UNITS / n_hidden.
-#: Measured at L = 8 (docs/conventions.md): 0.05 suits 64 hidden units, while 128 need about
-#: half of it (RBM-generated C 15-24% low near Tc at 0.05, 2-3% at 0.02): what must stay bounded
-#: is how fast the whole model moves, about learning_rate x n_hidden.
-AUTO_LR, AUTO_LR_UNITS = 0.05, 3.2
+#: ``learning_rate = "auto"``: 0.025 up to 128 hidden units, then AUTO_LR_UNITS / n_hidden.
+#: Measured at L = 8 (docs/conventions.md): with site-anchored starts 64 hidden units reach
+#: e within 0.3 % above Tc at 0.025 against -0.6 % at 0.05, and 128 units need about half of
+#: 0.05 anyway (RBM-generated C 15-24 % low near Tc at 0.05, 2-3 % at 0.02); beyond that what
+#: must stay bounded is how fast the whole model moves, about learning_rate x n_hidden.
+AUTO_LR, AUTO_LR_UNITS = 0.025, 3.2
 
 
 def resolve_learning_rate(value: float | str, n_hidden: int) -> float:
@@ -160,6 +161,20 @@ def resolve_learning_rate(value: float | str, n_hidden: int) -> float:
     if value == "auto":
         return min(AUTO_LR, AUTO_LR_UNITS / n_hidden)
     return float(value)
+
+
+#: ``init = "auto"``: site-anchored starts from n_sites / 4 hidden units up (one unit per site of
+#: the 2 x 2 sublattice or more), Gaussian below (docs/conventions.md, "The training recipe").
+#: Measured: exact fits at L = 4 put every unit on one site; at L = 16, T = Tc, N/4 units get e
+#: within -2.2 % from site starts against -7.1 % from Gaussian ones.
+AUTO_SITE_FRACTION = 0.25
+
+
+def resolve_init(value: str, n_hidden: int, n_sites: int) -> str:
+    """An ``init`` value ("auto", "gaussian" or "site") for ``n_hidden`` units on ``n_sites``."""
+    if value == "auto":
+        return "site" if n_hidden >= AUTO_SITE_FRACTION * n_sites else "gaussian"
+    return value
 
 
 def resolve_units(value: int | str, n_sites: int) -> int:

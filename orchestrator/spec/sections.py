@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from contract.constants import ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, METHODS
+from contract.constants import ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, METHODS, RBM_INITS
 
 from .readers import (MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_SWEEPS, MAX_UNITS,
                       as_bool, as_choice, as_float, as_int, as_list, as_rate, as_units, fail)
@@ -92,6 +92,7 @@ class RBMSpec(_Section):
     l1: float = 0.0
     l2: float = 1e-4
     init_std: float = 0.01
+    init: str = "auto"  # resolve_init
     log_partition: str = "auto"
     max_exact_units: int = 20
     gibbs_chains: int = 100
@@ -136,6 +137,7 @@ class RBMSpec(_Section):
             l1=as_float("rbm.l1", t["l1"], ge=0),
             l2=as_float("rbm.l2", t["l2"], ge=0),
             init_std=as_float("rbm.init_std", t["init_std"], gt=0),
+            init=as_choice("rbm.init", t["init"], ("auto",) + RBM_INITS),
             log_partition=as_choice("rbm.log_partition", t["log_partition"],
                                   LOG_PARTITION),
             max_exact_units=as_int("rbm.max_exact_units", t["max_exact_units"],

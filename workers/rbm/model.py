@@ -22,7 +22,7 @@ Hinton, G. E. (2012). A practical guide to training RBMs. LNCS 7700.
 import numpy as np
 from scipy.special import expit
 
-from contract.constants import LR_SCHEDULES, METHODS
+from contract.constants import LR_SCHEDULES, METHODS, RBM_INITS
 from workers.rbm import gibbs
 from workers.rbm import kernels as K
 from workers.rbm.partition import rbm_free_energy
@@ -33,7 +33,7 @@ __all__ = ["RBM"]
 
 _BIAS_INITS = ("zero", "data")
 _PARAM_NAMES = ("n_hidden", "method", "k", "learning_rate", "momentum", "l1", "l2",
-                "batch_size", "epochs", "lr_schedule", "init_std", "visible_bias_init",
+                "batch_size", "epochs", "lr_schedule", "init_std", "init", "visible_bias_init",
                 "centering", "flip_moves", "averaging", "random_state")
 
 
@@ -68,6 +68,10 @@ class RBM:
         Both decays end at 0.1 lr0.
     init_std : float
         W starts i.i.d. N(0, init_std^2) (the Gaussian start of the Wishart analysis); b = 0.
+    init : {"gaussian", "site"}
+        "site" adds :data:`workers.rbm.training.SITE_WEIGHT` to one weight per hidden unit, on
+        the unit's anchor site (:func:`workers.rbm.training.anchor_sites`): each unit starts
+        as a detector of one spin, the basin in which exact fits at L = 4 find the couplings.
     visible_bias_init : {"zero", "data"}
         a starts at 0, or at the base-rate biases of the training data
         (:func:`workers.rbm.partition.visible_bias_from_data`, pseudo-count 1).
@@ -130,7 +134,7 @@ class RBM:
 
     def __init__(self, n_hidden, method="cd", k=1, learning_rate=0.01, momentum=0.5, l1=0.0,
                  l2=1e-4, batch_size=100, epochs=10, lr_schedule="constant", init_std=0.01,
-                 visible_bias_init="data", centering=False, flip_moves=False, averaging=0.0,
+                 init="gaussian", visible_bias_init="data", centering=False, flip_moves=False, averaging=0.0,
                  random_state=None):
         self.n_hidden = n_hidden
         self.method = method
@@ -143,6 +147,7 @@ class RBM:
         self.epochs = epochs
         self.lr_schedule = lr_schedule
         self.init_std = init_std
+        self.init = init
         self.visible_bias_init = visible_bias_init
         self.centering = centering
         self.flip_moves = flip_moves
@@ -199,6 +204,7 @@ class RBM:
                  ("epochs", num(p.epochs, 0, integer=True), "an int >= 0"),
                  ("lr_schedule", p.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
                  ("init_std", num(p.init_std, 0), ">= 0"),
+                 ("init", p.init in RBM_INITS, f"one of {RBM_INITS}"),
                  ("visible_bias_init", p.visible_bias_init in _BIAS_INITS,
                   f"one of {_BIAS_INITS}"),
                  ("centering", isinstance(p.centering, (bool, np.bool_)), "True or False"),

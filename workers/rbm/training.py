@@ -18,10 +18,33 @@ from workers.rbm import kernels as K
 from workers.rbm.gibbs import as_spins
 from workers.rbm.partition import visible_bias_from_data
 
-__all__ = ["train", "learning_rate", "OFFSET_RATE"]
+__all__ = ["train", "learning_rate", "anchor_sites", "OFFSET_RATE", "SITE_WEIGHT"]
 
 #: Rate of the moving average that tracks the hidden offsets lam (Melchior et al. 2016).
 OFFSET_RATE = 0.01
+
+#: ``init = "site"``: the weight each hidden unit starts with on its anchor site (on top of the
+#: Gaussian draw). Exact fits at L = 4 put 4-6 there and ~2 beta on the site's neighbours.
+SITE_WEIGHT = 3.0
+
+
+def anchor_sites(n_visible, n_hidden):
+    """The visible site each hidden unit is anchored on by ``init = "site"``.
+
+    On an L x L lattice (n_visible = L^2, L even) the sites are taken class by class: first the
+    2 x 2 sublattice (row and column even), then the rest of the checkerboard sublattice (both
+    odd), then the other checkerboard colour; row-major within a class. So N/4 units sit on the
+    2 x 2 sublattice, N/2 on one checkerboard colour, N on every site; beyond N the order repeats.
+    Other sizes: sites spread evenly in raster order.
+    """
+    L = int(round(np.sqrt(n_visible)))
+    if L * L == n_visible and L % 2 == 0:
+        r, c = np.divmod(np.arange(n_visible), L)
+        order = np.argsort(np.select([(r % 2 == 0) & (c % 2 == 0), (r % 2 == 1) & (c % 2 == 1),
+                                      (r % 2 == 0)], [0, 1, 2], 3), kind="stable")
+    else:
+        return np.arange(n_hidden) * n_visible // n_hidden % n_visible
+    return order[np.arange(n_hidden) % n_visible]
 
 
 def learning_rate(rbm, t, total):
@@ -46,6 +69,8 @@ def train(rbm, V, checkpoints=(), callback=None):
     rbm.init_std_ = float(rbm.init_std)
     rbm.visible_bias_init_ = rbm.visible_bias_init
     rbm.W_ = rng.normal(0.0, rbm.init_std_, size=(n_v, n_h)).astype(np.float32)
+    if rbm.init == "site":
+        rbm.W_[anchor_sites(n_v, n_h), np.arange(n_h)] += np.float32(SITE_WEIGHT)
     rbm.b_ = np.zeros(n_h, np.float32)
     rbm.a_ = (visible_bias_from_data(V).astype(np.float32) if rbm.visible_bias_init == "data"
                else np.zeros(n_v, np.float32))

@@ -49,7 +49,7 @@ __all__ = ["train_task", "held_out_split", "chain_order", "stored_chains", "stor
 
 #: Config keys passed to :class:`workers.rbm.model.RBM` as they are.
 RBM_SETTINGS = ("method", "k", "learning_rate", "momentum", "l1", "l2", "batch_size", "epochs",
-                "lr_schedule", "init_std", "centering", "flip_moves", "averaging")
+                "lr_schedule", "init_std", "init", "centering", "flip_moves", "averaging")
 
 #: Gibbs steps of the short model chains behind F_model_mean at each checkpoint.
 MODEL_F_STEPS = 100
