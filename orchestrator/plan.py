@@ -109,7 +109,7 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[TrainConfig]:
         for seed in r.seeds:
             yield TrainConfig(**{name: getattr(r, name) for name in _FROM_RBM_SECTION},
                               L=L, T=sample.T, sample_task=sample.id, n_visible=L * L, n_hidden=n_hidden,
-                              learning_rate=resolve_learning_rate(r.learning_rate, n_hidden, L * L),
+                              learning_rate=resolve_learning_rate(r.learning_rate, n_hidden),
                               init=resolve_init(r.init, n_hidden, L * L), rbm_seed=seed,
                               block_sizes=chosen, seed=spec.seed)
 

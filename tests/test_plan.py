@@ -121,15 +121,15 @@ def test_auto_learning_rate_and_init_resolve_per_hidden_size_in_the_configs():
     base = {"sweep": {"name": "lr", "seed": 1, "lattice_sizes": [8], "temperatures": [2.5]},
             "rbm": {"n_hidden": [8, 15, 16, 64, 128, 256]}}
     configs = {t.config.n_hidden: t.config for t in make_plan(parse_spec(base)) if t.kind == "train"}
-    # 0.025 up to two units per site, then 0.05 N / n_h: a rate per site, the same at every L
+    # 0.025 up to 256 units, then 6.4 / n_h, whatever the lattice
     assert {n: c.learning_rate for n, c in configs.items()} == {
-        8: 0.025, 15: 0.025, 16: 0.025, 64: 0.025, 128: 0.025, 256: 0.0125}
+        8: 0.025, 15: 0.025, 16: 0.025, 64: 0.025, 128: 0.025, 256: 0.025}
     # site-anchored starts from N/4 = 16 units up
     assert {n: c.init for n, c in configs.items()} == {
         8: "gaussian", 15: "gaussian", 16: "site", 64: "site", 128: "site", 256: "site"}
     large = {"sweep": {**base["sweep"], "lattice_sizes": [64]}, "rbm": {"n_hidden": ["N/4", "N", "N/512"]}}
     large_configs = {t.config.n_hidden: t.config for t in make_plan(parse_spec(large)) if t.kind == "train"}
-    assert {n: c.learning_rate for n, c in large_configs.items()} == {1024: 0.025, 4096: 0.025, 8: 0.025}
+    assert {n: c.learning_rate for n, c in large_configs.items()} == {1024: 0.00625, 4096: 0.0015625, 8: 0.025}
     explicit = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64], "learning_rate": 0.025, "init": "site"}}
     auto = {"sweep": base["sweep"], "rbm": {"n_hidden": [16, 64]}}
     ids = [sorted(t.id for t in make_plan(parse_spec(s))) for s in (explicit, auto)]

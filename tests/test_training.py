@@ -108,7 +108,7 @@ def test_the_default_recipe_learns(samples):
     from orchestrator.spec import RBMSpec, resolve_init, resolve_learning_rate
 
     d = RBMSpec()
-    cfg = config(method=d.method, k=d.k, learning_rate=resolve_learning_rate(d.learning_rate, 16, 16),
+    cfg = config(method=d.method, k=d.k, learning_rate=resolve_learning_rate(d.learning_rate, 16),
                  init=resolve_init(d.init, 16, 16),
                  lr_schedule=d.lr_schedule, centering=d.centering, flip_moves=d.flip_moves,
                  averaging=d.averaging, epochs=800, checkpoints=[0, 800], n_hidden=16)
