@@ -27,5 +27,5 @@ RBM_INITS = ("gaussian", "site")
 #: train and flow 2: fused float32 Gibbs kernels with their own random stream (workers.rbm.kernels).
 #: sample 2: stored configurations get a fair global sign (``symmetrize``).
 #: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
-#: train 4: the ``init`` setting (site-anchored starts) and the smaller "auto" learning rate.
+#: train 4: the ``init`` setting (site-anchored starts) and the new "auto" learning rate.
 CODE_VERSIONS = {"sample": 2, "train": 4, "flow": 3}
