@@ -28,7 +28,7 @@ __all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "cur
 
 def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
     """Every committed task: ``{task id: (kind, L, manifest path)}`` from the names of the
-    manifests ``_tasks/L=<L>/<kind>-<id>.json``; other files there are ignored."""
+    manifests ``_tasks/L<L>/<kind>-<id>.json``; other files there are ignored."""
     fs, root = filesystem(out)
     found = {}
     for info in listing(fs, f"{root}/{layout.MANIFESTS}"):
@@ -39,7 +39,7 @@ def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
 
 
 def committed_tasks(out: str | os.PathLike) -> set[str]:
-    """Ids of the tasks whose manifest (``_tasks/L=*/<kind>-<id>.json``) exists: the results."""
+    """Ids of the tasks whose manifest (``_tasks/L*/<kind>-<id>.json``) exists: the results."""
     return set(committed_index(out))
 
 
@@ -88,6 +88,8 @@ def _task_parts(out, fs: pafs.FileSystem, root: str, name: str, stale: bool,
         if name not in TASK_TABLES[kind]:
             continue
         path = layout.part_path(root, name, L, task_id)
+        if path not in present and layout.legacy_twin(path) in present:  # layout 1, not yet moved
+            path = layout.legacy_twin(path)
         if path not in present:
             raise ValueError(f"{path} is missing although task {task_id} is committed; the next "
                              "`rgsweep run` moves the task aside and recomputes it")
@@ -125,6 +127,8 @@ def read_part(out: str | os.PathLike, name: str, L: int, task_id: str) -> pd.Dat
     """
     fs, root = filesystem(out)
     path = layout.part_path(root, name, L, task_id)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        path = layout.legacy_twin(path)  # layout 1 (``L=<L>`` folders), not yet moved
     if fs.get_file_info(path).type != pafs.FileType.File:
         return pd.DataFrame()
     return pq.read_table(path, filesystem=fs).to_pandas()

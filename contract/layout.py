@@ -5,14 +5,17 @@ share::
 
     OUT/sweep.json                                  validated spec, versions, schema, history
     OUT/plan.json                                   task ids of the last run's spec and code
-    OUT/<table>/L=<L>/part-<task_id>.parquet        one file per task per table
-    OUT/failures/L=<L>/part-<task_id>-<attempt>.parquet
-    OUT/_tasks/L=<L>/<kind>-<task_id>.json          the task's manifest: its parts, sizes, SHA-256
+    OUT/<table>/L<L>/part-<task_id>.parquet         one file per task per table
+    OUT/failures/L<L>/part-<task_id>-<attempt>.parquet
+    OUT/_tasks/L<L>/<kind>-<task_id>.json           the task's manifest: its parts, sizes, SHA-256
     OUT/_damaged/<when>/...                         parts found damaged, moved aside (never deleted)
     OUT/.rgsweep.lock                               held by the one driver writing to OUT
 
 Every path is derived from (table or kind, L, task id): a name that does not fit these patterns
-is not part of the dataset.  ``samples.spins`` holds one configuration per row, 1 bit per spin.
+is not part of the dataset.  The folders are ``L8``, not Hive-style ``L=8``: every part file
+carries its ``L`` column, and a Hive folder of the same name makes pandas and pyarrow refuse
+to merge the two types.  Datasets written before (``L=<L>`` folders, layout 1) are read as
+they are and moved to this layout by the next ``rgsweep run`` (:data:`LEGACY_FOLDER`).  ``samples.spins`` holds one configuration per row, 1 bit per spin.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 import pyarrow.fs as pafs
 
 __all__ = ["MANIFESTS", "DAMAGED", "LOCK", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
-           "TASK_ID", "filesystem", "part_path", "manifest_path", "lattice_of", "listing",
+           "TASK_ID", "LEGACY_FOLDER", "filesystem", "folder", "part_path", "manifest_path",
+           "lattice_of", "legacy_twin", "listing",
            "plan_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
 
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
@@ -36,6 +40,9 @@ FAILURE_PART = re.compile(r"part-[0-9a-f]{16}-\d+\.parquet")
 MANIFEST = re.compile(r"(sample|train|flow)-([0-9a-f]{16})\.json")
 #: The temporary files of an atomic write: ``.<final name>.<32 hex digits>.tmp``.
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
+#: The per-L folder of layout 1 (``L=8``); today's is ``L8`` (:func:`folder`).
+LEGACY_FOLDER = re.compile(r"L=(\d+)")
+_FOLDER = re.compile(r"L(\d+)")
 
 
 def filesystem(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
@@ -48,24 +55,47 @@ def filesystem(out: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), str(Path(out).resolve())
 
 
+def folder(L: int) -> str:
+    """The folder of lattice size L inside a table or ``_tasks``: ``L8``."""
+    return f"L{int(L)}"
+
+
 def part_path(root: str, table: str, L: int, task_id: str, attempt: int | None = None) -> str:
-    """``<root>/<table>/L=<L>/part-<id>[-<attempt>].parquet`` (``root`` "" gives it relative)."""
+    """``<root>/<table>/L<L>/part-<id>[-<attempt>].parquet`` (``root`` "" gives it relative)."""
     suffix = f"-{attempt}" if attempt is not None else ""
-    relative = f"{table}/L={int(L)}/part-{task_id}{suffix}.parquet"
+    relative = f"{table}/{folder(L)}/part-{task_id}{suffix}.parquet"
     return f"{root}/{relative}" if root else relative
 
 
 def manifest_path(root: str, kind: str, L: int, task_id: str) -> str:
-    """``<root>/_tasks/L=<L>/<kind>-<id>.json``: the file whose existence commits a task (``root``
+    """``<root>/_tasks/L<L>/<kind>-<id>.json``: the file whose existence commits a task (``root``
     "" gives it relative)."""
-    relative = f"{MANIFESTS}/L={int(L)}/{kind}-{task_id}.json"
+    relative = f"{MANIFESTS}/{folder(L)}/{kind}-{task_id}.json"
     return f"{root}/{relative}" if root else relative
 
 
+def _parent(path: str) -> str:
+    return path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+
+
 def lattice_of(path: str) -> int | None:
-    """L of a file in an ``L=<L>`` folder, or None if its folder is not one."""
-    parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
-    return int(parent[2:]) if parent.startswith("L=") and parent[2:].isdigit() else None
+    """L of a file in an ``L<L>`` folder (or a layout-1 ``L=<L>`` one), None if its folder is
+    neither."""
+    match = _FOLDER.fullmatch(_parent(path)) or LEGACY_FOLDER.fullmatch(_parent(path))
+    return int(match.group(1)) if match else None
+
+
+def legacy_twin(path: str) -> str | None:
+    """Where a file of today's layout lived in layout 1 (``.../L8/x`` -> ``.../L=8/x``), or the
+    reverse for a layout-1 path; None for a path in neither kind of folder."""
+    if path.count("/") < 2:
+        return None
+    head, parent, name = path.rsplit("/", 2)
+    if _FOLDER.fullmatch(parent):
+        return f"{head}/L={parent[1:]}/{name}"
+    if LEGACY_FOLDER.fullmatch(parent):
+        return f"{head}/L{parent[2:]}/{name}"
+    return None
 
 
 def listing(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:

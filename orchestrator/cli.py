@@ -86,6 +86,9 @@ def cmd_validate(args) -> int:
 
 
 def _closing_summary(summary, spec: SweepSpec) -> None:
+    if summary.migrated:
+        print(f"rgsweep: moved {summary.migrated} files from L=<L> folders to L<L> (today's layout; "
+              "pandas and pyarrow read its tables directly)", file=sys.stderr)
     for name, reason, moved in summary.rebuilt:
         print(f"rgsweep: {reason}; moved aside to {moved}; {name} rebuilt from this spec",
               file=sys.stderr)

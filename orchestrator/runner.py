@@ -26,6 +26,7 @@ from contract.schemas import SCHEMA_VERSION, SCHEMAS
 from . import __version__, resources
 from .backends import make_backend
 from .execute import PAYLOAD_TABLES, Outcome
+from .migrate import migrate_layout
 from .plan import Plan, Task, make_plan
 from .scheduler import Backend, Callbacks, Scheduler
 from .spec import SweepSpec
@@ -70,6 +71,7 @@ class RunSummary:
     blocked: list[Task] = field(default_factory=list)
     damaged: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, why, moved to)
     rebuilt: list[tuple[str, str, str]] = field(default_factory=list)  # (record, why, moved to)
+    migrated: int = 0  # files moved from layout-1 L=<L> folders (orchestrator.migrate)
     wall_s: float = 0.0
     backend: str = ""
 
@@ -220,6 +222,7 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
     if _read_or_set_aside(store, PLAN_FILE, plan_problem, summary) != record:
         store.write_json(PLAN_FILE, record)  # a rerun of the same spec writes nothing
     store.clean_temporaries()
+    summary.migrated = migrate_layout(store)
     planned = {t.id for t in plan}
     # only the plan's tasks: manifests of earlier specs are stale results, never moved
     manifests = {k: m for k, m in store.manifests().items() if k in planned}

@@ -32,7 +32,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from contract.layout import (DAMAGED, LOCK, MANIFEST, MANIFESTS, PART, TEMPORARY, filesystem, lattice_of,
-                             listing, manifest_path, part_path)
+                             legacy_twin, listing, manifest_path, part_path)
 from contract.schemas import SCHEMAS, TASK_TABLES
 
 from . import lock
@@ -101,7 +101,7 @@ def _malformed(record, manifest: "Manifest", store: "Store") -> str | None:
         if not isinstance(part, dict):
             return f"part {name!r} is not a table"
         expected = store.relative_part_path(name, manifest.L, manifest.task_id)
-        if part.get("path") != expected:
+        if part.get("path") not in (expected, legacy_twin(expected)):  # layout 1 recorded L=<L>
             return f"part {name!r} points at {part.get('path')!r}, not {expected!r}"
         size = part.get("size")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -153,7 +153,7 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _inside(self, path: str) -> bool:
+    def inside(self, path: str) -> bool:
         """True unless writing or renaming the file ``path`` (local) would act outside OUT through
         a symbolic link: the deepest existing ancestor of its *folder* must resolve inside the
         resolved OUT. The file itself may be a link: ``os.replace`` and a rename act on the link,
@@ -172,7 +172,7 @@ class Store:
             with self.fs.open_output_stream(path) as f:
                 f.write(data)
             return
-        if not self._inside(path):
+        if not self.inside(path):
             raise StoreError(f"{path} leads outside {self.root} through a symbolic link; "
                              "nothing was written there")
         directory, name = os.path.split(path)
@@ -245,7 +245,7 @@ class Store:
         """Move a damaged ``OUT/<name>`` to ``_damaged/<when>-<name>`` (never deleted); returns where."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         src, dest = f"{self.root}/{name}", f"{self.root}/{DAMAGED}/{stamp}-{uuid.uuid4().hex[:6]}-{name}"
-        if not (self._inside(src) and self._inside(dest)):
+        if not (self.inside(src) and self.inside(dest)):
             raise StoreError(f"{src} leads outside {self.uri} through a symbolic link; remove it")
         self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
         self.fs.move(src, dest)
@@ -286,6 +286,8 @@ class Store:
             return f"manifest {manifest.path} {why}"
         for name, part in record["parts"].items():
             path = self.part_path(name, manifest.L, manifest.task_id)
+            if path not in sizes and legacy_twin(path) in sizes:  # not yet moved (layout 1)
+                path = legacy_twin(path)
             size = sizes.get(path)
             if size is None:
                 return f"{path} is missing"
@@ -332,9 +334,9 @@ class Store:
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 continue
             dest = f"{dest_root}/{path[len(self.root) + 1:]}"
-            if not self._inside(path):  # in a folder that leads out of OUT: not ours to move
+            if not self.inside(path):  # in a folder that leads out of OUT: not ours to move
                 continue
-            if not self._inside(dest):  # kept, never recomputed over, never moved out of OUT
+            if not self.inside(dest):  # kept, never recomputed over, never moved out of OUT
                 raise StoreError(f"cannot move the damaged result of task {manifest.task_id} aside: "
                                  f"{self.root}/{DAMAGED} leads outside {self.root} (a symbolic link?); "
                                  "remove or rename it and rerun")
@@ -366,7 +368,7 @@ class Store:
             raise StoreError(f"{self.uri} exists and is not a folder; choose another --out")
         os.makedirs(self.root, exist_ok=True)
         path = os.path.join(self.root, LOCK)
-        if not self._inside(path) or os.path.islink(path):
+        if not self.inside(path) or os.path.islink(path):
             raise StoreError(f"{path} is a symbolic link or leads outside {self.uri}; remove it")
         try:
             self._lock_fd = lock.acquire(path, self.uri)

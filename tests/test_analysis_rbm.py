@@ -27,7 +27,7 @@ PEAK_T = 2.35
 
 def _write(out: Path, table: str, L: int, task_id: str, columns: dict) -> None:
     """Append rows to the task's one part of ``table`` (the layout the loaders read)."""
-    path = out / table / f"L={L}" / f"part-{task_id}.parquet"
+    path = out / table / f"L{L}" / f"part-{task_id}.parquet"
     new = _arrow(table, columns)
     if path.exists():
         new = pa.concat_tables([pq.read_table(path, schema=SCHEMAS[table]), new])
@@ -94,7 +94,7 @@ def write_synthetic_rbm_tables(out: Path, sizes=(4, 8), temps=None, seeds=(0, 1)
                            "null_corr": 0.5 - 0.3 * blockiness * (epoch > 0)})
                     _write(out, "transport", L, tid, {**ck, "w2_to_init": 1.0, "w2_to_prev": 0.5,
                            "path_length": 1.0})
-                manifest = out / "_tasks" / f"L={L}" / f"train-{tid}.json"
+                manifest = out / "_tasks" / f"L{L}" / f"train-{tid}.json"
                 manifest.parent.mkdir(parents=True, exist_ok=True)
                 manifest.write_text(json.dumps({"task_id": tid, "kind": "train", "L": L, "T": float(T)}))
                 _write(out, "rbm", L, tid, {**key, "k": 1, "learning_rate": 0.01, "epochs": 20, "batch_size": 50,

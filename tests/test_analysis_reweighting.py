@@ -189,10 +189,10 @@ def test_load_histograms_reads_multichain_series(enumeration, tmp_path):
     cols = {"task_id": ["00000000000000a1"] * n, "L": [L] * n, "T": [2.3] * n, "chain": chain, "step": step, "e": e, "m": m}
     table = pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in SCHEMAS["series"]],
                                  schema=SCHEMAS["series"])
-    (tmp_path / "series" / f"L={L}").mkdir(parents=True)
-    pq.write_table(table, tmp_path / "series" / f"L={L}" / "part-00000000000000a1.parquet")
-    (tmp_path / "_tasks" / f"L={L}").mkdir(parents=True)
-    (tmp_path / "_tasks" / f"L={L}" / "sample-00000000000000a1.json").write_text(json.dumps({"task_id": "00000000000000a1"}))
+    (tmp_path / "series" / f"L{L}").mkdir(parents=True)
+    pq.write_table(table, tmp_path / "series" / f"L{L}" / "part-00000000000000a1.parquet")
+    (tmp_path / "_tasks" / f"L{L}").mkdir(parents=True)
+    (tmp_path / "_tasks" / f"L{L}" / "sample-00000000000000a1.json").write_text(json.dumps({"task_id": "00000000000000a1"}))
     hists = load_histograms(tmp_path)
     assert list(hists) == [L] and len(hists[L]) == 1
     h = hists[L][0]

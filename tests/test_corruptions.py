@@ -24,11 +24,11 @@ SPEC = PATHS_SPEC.replace('name = "paths"', 'name = "corrupt"')  # a 2-task swee
 
 
 def _manifest(out: Path) -> Path:
-    return sorted((out / "_tasks").glob("L=4/sample-*.json"))[0]
+    return sorted((out / "_tasks").glob("L4/sample-*.json"))[0]
 
 
 def _part(out: Path, table: str = "ising", k: int = 0) -> Path:
-    return sorted((out / table / "L=4").glob("part-*.parquet"))[k]
+    return sorted((out / table / "L4").glob("part-*.parquet"))[k]
 
 
 def _replace_by_folder(path: Path) -> Path:

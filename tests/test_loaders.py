@@ -40,11 +40,11 @@ def test_stray_files_are_never_read(finished):
     out, before = finished
     part = _part(out)
     shutil.copy(part, part.parent / "backup.parquet")               # a user's backup copy
-    shutil.copy(part, out / "ising" / "part-0123456789abcdef.parquet")  # outside any L= folder
+    shutil.copy(part, out / "ising" / "part-0123456789abcdef.parquet")  # outside any L<L> folder
     shutil.copy(part, part.parent / "part-0123456789abcdef.parquet")  # no manifest: not a result
     (out / "_tasks" / "notes.json").write_text("{not json")
-    (out / "_tasks" / "L=4" / "notes.json").write_text("[]")
-    (out / "ising" / "L=4" / "README").write_text("hello")
+    (out / "_tasks" / "L4" / "notes.json").write_text("[]")
+    (out / "ising" / "L4" / "README").write_text("hello")
     for name, frame in before.items():
         assert read_table(out, name).equals(frame), name
     assert len(load(out).ising) == 2
@@ -106,7 +106,7 @@ def test_an_unreadable_failure_record_is_skipped_with_a_warning(tmp_path, monkey
     assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 1
     good = read_table(out, "failures")
     assert list(good["task_id"]) == [victim.id]
-    (out / "failures" / "L=4" / "part-0123456789abcdef-1.parquet").write_bytes(b"garbage")
+    (out / "failures" / "L4" / "part-0123456789abcdef-1.parquet").write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="skipped an unreadable failure record .*part-0123456789abcdef-1"):
         again = read_table(out, "failures")
     assert again.equals(good)

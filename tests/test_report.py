@@ -96,11 +96,11 @@ def test_report_on_partial_results(dataset, tmp_path):
     shutil.rmtree(partial / "series")
     for name in ("rbm", "free_energy", "spectra", "rg_alignment", "transport", "rbm_params"):
         shutil.rmtree(partial / name, ignore_errors=True)
-    shutil.rmtree(partial / "ising" / "L=12")
+    shutil.rmtree(partial / "ising" / "L12")
     html, summary, pngs = _check_report(build_report(partial, n_boot=10))
     # a part deleted behind its manifest is named, never silently a missing row
-    assert "ising/L=12/part-" in summary and "is missing although task" in summary
-    shutil.rmtree(partial / "_tasks" / "L=12")  # L = 12 not finished: a run in progress
+    assert "ising/L12/part-" in summary and "is missing although task" in summary
+    shutil.rmtree(partial / "_tasks" / "L12")  # L = 12 not finished: a run in progress
     html, summary, pngs = _check_report(build_report(partial, n_boot=10))
     assert "thermodynamics.png" in pngs and "binder.png" not in pngs
     assert "no `series` table" in summary

@@ -64,7 +64,7 @@ def test_sweep_to_s3_reads_back_equal_to_a_local_run(aws_env, s3_endpoint, tmp_p
 
     listed = aws_env.get_file_info(pafs.FileSelector(f"{BUCKET}/sweeps/tiny", recursive=True))
     names = {info.path.removeprefix(f"{BUCKET}/sweeps/tiny/") for info in listed}
-    assert "sweep.json" in names and any(n.startswith("ising/L=8/part-") for n in names)
+    assert "sweep.json" in names and any(n.startswith("ising/L8/part-") for n in names)
 
     a, b = tables_of(local), tables_of(uri)
     assert a.keys() == b.keys() and "ising" in a and "rbm" in a

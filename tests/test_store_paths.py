@@ -66,7 +66,7 @@ def _bystanders(tmp_path: Path, out: Path) -> dict[str, str]:
 
 
 def _a_manifest(out: Path) -> Path:
-    return sorted((out / "_tasks").glob("L=4/sample-*.json"))[0]
+    return sorted((out / "_tasks").glob("L4/sample-*.json"))[0]
 
 
 # A manifest's paths are relative to OUT = tmp/work/out: "../../outside/f.txt" is tmp/outside/f.txt
@@ -91,13 +91,13 @@ def test_a_manifest_pointing_outside_moves_and_overwrites_nothing(world, tmp_pat
     damaged = list((out / "_damaged").rglob(manifest.name))
     assert len(damaged) == 1  # the crafted manifest is kept aside, never deleted
     assert manifest.exists()  # and the task was recomputed with a fresh one
-    assert json.loads(manifest.read_text())["parts"]["ising"]["path"].startswith("ising/L=4/")
+    assert json.loads(manifest.read_text())["parts"]["ising"]["path"].startswith("ising/L4/")
     assert _run(spec, out) == 0 and "0 damaged" in capsys.readouterr().out  # converged
 
 
 def test_a_manifest_naming_another_tasks_part_leaves_that_part_alone(world, tmp_path, capsys):
     spec, out, _ = world
-    first, second = sorted((out / "_tasks").glob("L=4/sample-*.json"))
+    first, second = sorted((out / "_tasks").glob("L4/sample-*.json"))
     other = json.loads(second.read_text())["parts"]["ising"]["path"]
     other_bytes = (out / other).read_bytes()
     record = json.loads(first.read_text())
@@ -109,7 +109,7 @@ def test_a_manifest_naming_another_tasks_part_leaves_that_part_alone(world, tmp_
 
 
 @pytest.mark.parametrize("content", ["[]", '{"parts": []}', '{"parts": "x"}', '{"parts": {"ising": null}}',
-                                     '{"parts": {"ising": {"path": "ising/L=4/x.parquet"}}}', "{}"])
+                                     '{"parts": {"ising": {"path": "ising/L4/x.parquet"}}}', "{}"])
 def test_manifests_of_the_wrong_shape_are_quarantined_not_trusted(world, tmp_path, capsys, content):
     spec, out, _ = world
     before = _bystanders(tmp_path, out)
@@ -121,7 +121,7 @@ def test_manifests_of_the_wrong_shape_are_quarantined_not_trusted(world, tmp_pat
 
 def test_a_stale_manifest_is_reported_never_touched(world, tmp_path, capsys):
     spec, out, _ = world
-    stale = out / "_tasks" / "L=4" / "sample-00000000deadbeef.json"
+    stale = out / "_tasks" / "L4" / "sample-00000000deadbeef.json"
     stale.write_text(json.dumps({"parts": {"ising": {"path": "../../outside/f.txt", "size": 1,
                                                       "sha256": "0" * 64}}}))
     body = stale.read_bytes()
@@ -138,7 +138,7 @@ def test_links_inside_out_that_lead_outside_are_not_written_or_moved_through(wor
     # a table folder replaced by a link to a folder outside OUT
     target = tmp_path / "elsewhere"
     target.mkdir()
-    link = out / "series" / "L=8"
+    link = out / "series" / "L8"
     link.parent.mkdir(exist_ok=True)
     os.symlink(target, link)
     with pytest.raises(StoreError, match="outside"):
@@ -161,7 +161,7 @@ def test_a_damaged_folder_that_leads_outside_stops_the_run_and_keeps_the_damage(
     part neither moved out of OUT nor recomputed over; once the link is gone the rerun recovers."""
     spec, out, outside = world
     os.symlink(outside, out / "_damaged")
-    part = sorted((out / "ising" / "L=4").glob("part-*.parquet"))[0]
+    part = sorted((out / "ising" / "L4").glob("part-*.parquet"))[0]
     part.write_bytes(b"damaged")
     before = _bystanders(tmp_path, out)
     capsys.readouterr()
@@ -171,14 +171,14 @@ def test_a_damaged_folder_that_leads_outside_stops_the_run_and_keeps_the_damage(
     assert part.read_bytes() == b"damaged" and _bystanders(tmp_path, out) == before
     (out / "_damaged").unlink()
     assert _run(spec, out) == 0 and "1 damaged and recomputed" in capsys.readouterr().out
-    assert [p.read_bytes() for p in (out / "_damaged").rglob(f"ising/L=4/{part.name}")] == [b"damaged"]
+    assert [p.read_bytes() for p in (out / "_damaged").rglob(f"ising/L4/{part.name}")] == [b"damaged"]
 
 
 def test_only_our_own_temporary_files_are_cleaned(world, capsys):
     """A driver killed mid-write leaves ``.<name>.<32 hex>.tmp``; a run removes those, never a
     user's own dot-files that happen to end in .tmp."""
     spec, out, _ = world
-    folder = out / "ising" / "L=4"
+    folder = out / "ising" / "L4"
     ours = folder / f".part-0123456789abcdef.parquet.{'ab' * 16}.tmp"
     theirs = [folder / ".my-notes.tmp", folder / ".x.tmp", out / ".draft.tmp"]
     for path in [ours, *theirs]:
@@ -189,7 +189,7 @@ def test_only_our_own_temporary_files_are_cleaned(world, capsys):
 
 def test_a_part_that_is_a_link_out_of_out_is_replaced_not_written_through(world, tmp_path, capsys):
     spec, out, outside = world
-    part = sorted((out / "ising" / "L=4").glob("part-*.parquet"))[0]
+    part = sorted((out / "ising" / "L4").glob("part-*.parquet"))[0]
     part.unlink()
     os.symlink(outside / "f.txt", part)  # the task is now damaged: its part is "missing"
     before = _snapshot(outside)
