@@ -1,0 +1,174 @@
+"""Every table opens in pandas, pyarrow, polars and duckdb exactly as the README shows: with the
+schema's types, and, through the README's one-line filter, with exactly the rows that
+``analysis.read_table`` returns (the current plan's). A dataset in the old ``L=<L>`` layout is read
+as it is, and the next run moves it over without recomputing anything."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from analysis import read_table
+from contract.schemas import SCHEMAS
+from orchestrator.cli import main
+
+pytest.importorskip("polars")
+pytest.importorskip("duckdb")
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = """
+[sweep]
+name = "readers"
+seed = 11
+lattice_sizes = [4, 8]
+temperatures = %s
+
+[sampling]
+algorithm = "wolff"
+burn_in = 100
+samples = 200
+thin = 2
+
+[rbm]
+n_hidden = [3]
+method = "cd"
+epochs = 2
+batch_size = 50
+checkpoints = [0, 2]
+seeds = [0]
+
+[rg_flow]
+layers = ["N/4", "N/16"]
+rbm_flow_steps = 3
+epochs = 3
+"""
+TABLES = [t for t in SCHEMAS if t != "failures"]  # a clean run records no failure
+
+
+def _run(spec: Path, out: Path, temperatures: str) -> None:
+    spec.write_text(SPEC % temperatures)
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Run with four temperatures, then with three: T = 2.6 is left on disk as stale rows."""
+    root = tmp_path_factory.mktemp("readers")
+    out = root / "out"
+    _run(root / "spec.toml", out, "[1.8, 2.2, 2.6, 3.0]")
+    _run(root / "spec.toml", out, "[1.8, 2.2, 3.0]")
+    return out
+
+
+def _readme_snippets() -> tuple[str, dict[str, str]]:
+    """The README's setup line and its one-liner per reader (keyed by the module it imports)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Reading the tables with other tools", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    readers = {re.match(r"import (\w+)", b).group(1): b for b in blocks[1:]}
+    assert set(readers) == {"pandas", "pyarrow", "polars", "duckdb"}, readers
+    return blocks[0], readers
+
+
+def _read(out: Path, table: str, reader: str):
+    setup, readers = _readme_snippets()
+    namespace = {"OUT": str(out)}
+    exec(setup, namespace)
+    exec(readers[reader].replace("/rbm", f"/{table}"), namespace)
+    return namespace["table" if reader == "pyarrow" else "df"]
+
+
+@pytest.mark.parametrize("reader", ["pandas", "pyarrow", "polars", "duckdb"])
+def test_every_table_opens_directly_with_its_types_and_the_current_rows(dataset, reader):
+    for table in TABLES:
+        got = _read(dataset, table, reader)
+        want = read_table(dataset, table)
+        assert len(want) > 0, table
+        if reader == "pyarrow":
+            assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in SCHEMAS[table]]
+            frame = got.to_pandas()
+        elif reader == "polars":
+            assert str(got.schema["L"]) == "Int32" and str(got.schema["T"]) == "Float64", table
+            frame = got.to_pandas()
+        else:
+            frame = got
+        assert sorted(frame.columns) == sorted(SCHEMAS[table].names), (table, reader)
+        assert frame["L"].dtype == "int32" and frame["T"].dtype == "float64", (table, reader)
+        assert Counter(frame["task_id"]) == Counter(want["task_id"]), (table, reader)
+        numeric = [c for c in ("e", "kl_per_spin", "eigenvalue", "score") if c in frame]
+        for column in numeric:  # the same values, not just the same ids
+            key = [c for c in ("task_id", "epoch", "rank", "unit", "block", "chain", "step", "kind", "level")
+                   if c in frame]
+            a = frame.sort_values(key)[column].to_numpy()
+            b = want.sort_values(key)[column].to_numpy()
+            assert ((a == b) | (pd.isna(a) & pd.isna(b))).all(), (table, reader, column)
+
+
+def test_without_the_filter_a_reader_also_sees_the_stale_rows(dataset):
+    everything = pd.read_parquet(dataset / "ising")
+    current = read_table(dataset, "ising")
+    assert sorted(everything["T"].unique()) == [1.8, 2.2, 2.6, 3.0]
+    assert sorted(current["T"].unique()) == [1.8, 2.2, 3.0]
+
+
+def test_a_dataset_in_the_old_layout_is_read_and_moved_by_the_next_run(dataset, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    for folder in sorted(old.glob("*/L*")):  # back to layout 1: L=<L> folders
+        folder.rename(folder.with_name(f"L={folder.name[1:]}"))
+    manifests = {p.relative_to(old / "_tasks" / p.parent.name): p.read_bytes()
+                 for p in (old / "_tasks").rglob("*.json")}
+    with pytest.raises(pa.ArrowTypeError, match="Field L has incompatible types"):
+        pd.read_parquet(old / "ising")  # why the layout changed
+    for table in TABLES:
+        pd.testing.assert_frame_equal(read_table(old, table), read_table(dataset, table))
+    capsys.readouterr()
+    _run(tmp_path / "spec.toml", old, "[1.8, 2.2, 3.0]")
+    out, err = capsys.readouterr()
+    assert "0 run" in out and "moved" in err and "L<L>" in err
+    assert not list(old.glob("*/L=*")), "every L=<L> folder was emptied and removed"
+    assert {p.relative_to(old / "_tasks" / p.parent.name): p.read_bytes()
+            for p in (old / "_tasks").rglob("*.json")} == manifests
+    for table in TABLES:
+        pd.testing.assert_frame_equal(read_table(old, table), read_table(dataset, table))
+    assert len(pd.read_parquet(old / "ising")) == len(pd.read_parquet(dataset / "ising"))
+
+
+def _doc_tables() -> dict[str, list[tuple[str, str, str, str]]]:
+    """docs/tables.md: {table: [(column, type, unit, meaning), ...]} from each table's section."""
+    text = (ROOT / "docs" / "tables.md").read_text()
+    found = {}
+    for name, body in re.findall(r"^## `(\w+)`\n(.*?)(?=^## |\Z)", text, re.S | re.M):
+        rows = [line for line in body.splitlines() if line.startswith("| `")]
+        found[name] = [tuple(cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]) for row in rows]
+    return found
+
+
+def test_docs_tables_list_every_column_of_every_table_with_its_type_unit_and_meaning():
+    doc = _doc_tables()
+    assert [t for t in doc if t in SCHEMAS] == list(SCHEMAS)
+    for table, schema in SCHEMAS.items():
+        rows = doc[table]
+        assert [r[0] for r in rows] == [f"`{n}`" for n in schema.names], table
+        assert [r[1] for r in rows] == [str(f.type) for f in schema], table
+        assert all(len(r) == 4 and r[2] and len(r[3]) > 10 for r in rows), table
+
+
+def test_the_documented_numpy_recipe_decodes_the_spins(dataset):
+    text = (ROOT / "docs" / "tables.md").read_text().split("## Decoding `samples.spins`", 1)[1]
+    recipe = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    samples = pd.read_parquet(dataset / "samples")
+    from analysis import load
+    ds = load(dataset)
+    for task_id in ds.ising["task_id"][:3]:
+        namespace = {"s": samples[samples.task_id == task_id].sample(frac=1.0, random_state=0)}
+        exec(recipe, namespace)
+        L = int(namespace["L"])
+        assert (namespace["configs"] == ds.configurations(L, task_id=task_id)).all()
+        assert namespace["configs"].shape[1:] == (L, L) and set(namespace["configs"].ravel()) <= {-1, 1}
