@@ -24,7 +24,11 @@ from contract.layout import FAILURE_PART, MANIFEST, filesystem, lattice_of, list
 from contract.schemas import TABLES, TASK_TABLES
 
 __all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
-           "read_part", "load", "Dataset", "unpack_spins"]
+           "read_part", "load", "Dataset", "unpack_spins", "T_TOLERANCE"]
+
+#: How far a requested T may lie from a stored one (temperatures are stored as the spec gives them).
+T_TOLERANCE = 1e-6
+
 
 def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
     """Every committed task: ``{task id: (kind, L, manifest path)}`` from the names of the
@@ -214,7 +218,8 @@ class Dataset:
             return json.loads(f.read().decode())
 
     def configurations(self, L: int, T: float | None = None, task_id: str | None = None) -> np.ndarray:
-        """Stored configurations (n, L, L) of one sample task, chosen by task id or (L, T)."""
+        """Stored configurations (n, L, L) of one sample task, chosen by task id or (L, T); T must
+        match a stored temperature within :data:`T_TOLERANCE` (else KeyError naming the nearest)."""
         filters = [("L", "=", L)] + ([("task_id", "=", task_id)] if task_id else [])
         frame = self.table("samples", filters=filters)
         if T is not None:
@@ -222,6 +227,9 @@ class Dataset:
             if len(temps) == 0:
                 raise KeyError(f"no samples stored for L = {L}")
             nearest = temps[np.argmin(np.abs(temps - T))]
+            if abs(nearest - T) > T_TOLERANCE:
+                raise KeyError(f"no samples stored for L = {L} at T = {T:g}; the nearest is "
+                               f"T = {nearest:.10g} (stored: {', '.join(f'{t:g}' for t in sorted(temps))})")
             frame = frame[frame["T"] == nearest]
         return unpack_spins(frame.sort_values("index")["spins"], L)
 

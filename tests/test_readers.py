@@ -172,3 +172,14 @@ def test_the_documented_numpy_recipe_decodes_the_spins(dataset):
         L = int(namespace["L"])
         assert (namespace["configs"] == ds.configurations(L, task_id=task_id)).all()
         assert namespace["configs"].shape[1:] == (L, L) and set(namespace["configs"].ravel()) <= {-1, 1}
+
+
+def test_configurations_match_a_stored_temperature_or_name_the_nearest(dataset):
+    from analysis import load
+    ds = load(dataset)
+    exact = ds.configurations(4, T=2.2)
+    assert (ds.configurations(4, T=2.2 + 1e-9) == exact).all() and exact.shape[1:] == (4, 4)
+    with pytest.raises(KeyError, match=r"no samples stored for L = 4 at T = 99; the nearest is T = 3 "):
+        ds.configurations(4, T=99)
+    with pytest.raises(KeyError, match=r"at T = 2.6; the nearest is T = (2.2|3) \(stored: 1.8, 2.2, 3\)"):
+        ds.configurations(4, T=2.6)  # stale: on disk, not in the current plan
