@@ -1,4 +1,4 @@
-"""``rgsweep``: the command line (names are a contract: README, "The command line").
+"""``rgsweep``: the command line (its names are a contract: README, "The command line").
 
 Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (nothing written);
 3 the environment failed (disk full, permissions, OUT not a folder; one line names the path);
@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__, resources
+from . import __version__, help_text, resources
 from .backends import BACKENDS
 from .plan import make_plan
 from .spec import TC, SpecError, SweepSpec, load_spec
@@ -293,12 +293,22 @@ def cmd_bench(args) -> int:
     return run_bench(args.suites, args.quick, args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rgsweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"rgsweep {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _sub(sub, name: str, help: str, description: str):
+    return sub.add_parser(name, help=help, description=description, epilog=help_text.EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    run = sub.add_parser("run", help="run (or resume) a sweep")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rgsweep", description=help_text.DESCRIPTION,
+                                     epilog=help_text.EXAMPLES["top"],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rgsweep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                help="the command; each has its own --help")
+
+    run = _sub(sub, "run", "run (or resume) a sweep",
+               "Run every task of SPEC that OUT does not hold yet (sampling, then training and flows),\n"
+               "writing each result atomically as it finishes.")
     run.add_argument("spec", help="the sweep spec (TOML)")
     run.add_argument("--out", help="output dataset (default: results/<sweep.name>); a path or URI")
     run.add_argument("--backend", choices=BACKENDS, default="ray",
@@ -313,23 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run even if the estimated memory or disk exceeds this machine's")
     run.set_defaults(func=cmd_run)
 
-    val = sub.add_parser("validate", help="check a spec; print the task count and a work estimate")
-    val.add_argument("spec")
+    val = _sub(sub, "validate", "check a spec; print the task count and a work estimate",
+               "Check SPEC against every rule without running anything; print the tasks it plans,\n"
+               "the largest task's memory and the results' size on disk.")
+    val.add_argument("spec", help="the sweep spec (TOML)")
     val.set_defaults(func=cmd_validate)
 
-    report = sub.add_parser("report", help="write OUT/report/index.html and summary.md")
-    report.add_argument("out")
+    report = _sub(sub, "report", "write OUT/report/index.html and summary.md",
+                  "Analyse the tables of OUT (Binder crossings, reweighted peaks, finite-size fits, the RBM\n"
+                  "signatures against their nulls) into an offline HTML report, summary.md and PNGs.")
+    report.add_argument("out", help="an output dataset written by rgsweep run (a path or URI)")
     report.set_defaults(func=cmd_report)
 
-    bench = sub.add_parser("bench", help="benchmarks against the peers a user would pick instead")
+    bench = _sub(sub, "bench", "benchmarks against the peers a user would pick instead",
+                 "Time the kernels and the orchestration side by side with what a user would use instead,\n"
+                 "in one run, and print the ratios (docs/performance.md).")
     bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling "
                        "(default: all)")
     bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
     bench.add_argument("--json", default=None, help="also write the records to this JSON file")
     bench.set_defaults(func=cmd_bench)
 
-    status = sub.add_parser("status", help="done / failed / missing tasks of an output folder")
-    status.add_argument("out")
+    status = _sub(sub, "status", "done / failed / missing tasks of an output folder",
+                  "List the tasks of OUT's last plan that are done, failed, missing or damaged, and the\n"
+                  "stale results of earlier specs or code versions (kept on disk, never read).")
+    status.add_argument("out", help="an output dataset written by rgsweep run (a path or URI)")
     status.add_argument("--no-verify", action="store_true", help="check parts by size only, not SHA-256")
     status.set_defaults(func=cmd_status)
     return parser
