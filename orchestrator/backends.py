@@ -29,6 +29,7 @@ __all__ = ["make_backend", "SerialBackend", "ProcessBackend", "RayBackend", "BAC
 
 BACKENDS = ("ray", "process", "serial")
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_AUTH_ENV = "RAY_AUTH_MODE"
 #: Times Ray resubmits a task whose worker or node died (not a task that raised).
 SYSTEM_RETRIES = 5
 
@@ -302,6 +303,9 @@ class RayBackend:
         if self.address is None:
             # Ray binds its services to all interfaces unless this is "0" when ray is imported.
             os.environ.setdefault(_LOOPBACK_ENV, "0")
+            # Token auth, as Ray's default for a new local cluster, but said explicitly: Ray then
+            # skips its notice on every run (a user's own RAY_AUTH_MODE wins).
+            os.environ.setdefault(_AUTH_ENV, "token")
         import ray
 
         env = dict(THREAD_ENV)
