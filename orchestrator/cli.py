@@ -138,30 +138,18 @@ def cmd_run(args) -> int:
         return _bad_input(f"--address needs --backend ray, got --backend {args.backend}")
     out = args.out or _default_out(spec)
 
-    from tqdm import tqdm
-
+    from .progress import Progress
     from .runner import Interrupted, ResourceError, run_sweep
-    from .scheduler import Callbacks
     from .store import LockError, StoreError
 
-    bar = None
-
-    class Progress(Callbacks):
-        def started(self, n: int) -> None:
-            nonlocal bar
-            if n:
-                bar = tqdm(total=n, unit="task", desc=f"rgsweep {spec.name}", dynamic_ncols=True,
-                           disable=args.quiet)
-
-        def finished(self, task, ok: bool) -> None:
-            bar.update(1)
+    progress = Progress(spec.name, args.backend, quiet=args.quiet, address=args.address)
 
     # the handler stays until the closing lines are printed: a second SIGTERM of a burst waits
     # for the first one's stop instead of killing the driver half-way through it
     with _terminate_as_stop():
         try:
             summary = run_sweep(spec, out, backend=args.backend, workers=args.workers,
-                                address=args.address, callbacks=Progress(), verify=not args.no_verify,
+                                address=args.address, callbacks=progress, verify=not args.no_verify,
                                 check=not args.no_resource_check)
         except ResourceError as err:
             return _bad_input("\n".join(f"{line}; nothing was written (--no-resource-check runs it anyway)"
@@ -173,8 +161,7 @@ def cmd_run(args) -> int:
         except StoreError as err:
             return _environment(err)
         except Interrupted as stop:
-            if bar is not None:
-                bar.close()
+            progress.close()
             s = stop.summary
             saved = s.run - len(s.failed)
             print(f"rgsweep: stopped by {signal.Signals(stop.signum).name}: {saved} task(s) finished and "
@@ -182,8 +169,7 @@ def cmd_run(args) -> int:
                   "was discarded; run the same command again to resume", file=sys.stderr)
             return 128 + stop.signum
         finally:
-            if bar is not None:
-                bar.close()
+            progress.close()
         try:
             _closing_summary(summary, spec)
         except BrokenPipeError:  # stdout closed by its reader (`| head`): the results are saved
@@ -315,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ray (default: embedded local Ray on loopback), process, or serial")
     run.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     run.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no start-up lines, progress bar or progress lines")
     run.add_argument("--report", action="store_true", help="write OUT/report/ (rgsweep report) at the end")
     run.add_argument("--no-verify", action="store_true",
                      help="check finished parts by size only, not SHA-256 (faster on huge datasets)")

@@ -1,0 +1,74 @@
+"""``rgsweep run`` says what it is doing: a line per start-up phase, then a bar on a terminal or
+plain lines (no carriage returns) when stderr is a pipe or a file."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+from orchestrator import progress as progress_module
+from orchestrator.progress import Progress
+
+SPEC = """
+[sweep]
+name = "progress"
+seed = 2
+lattice_sizes = [4]
+temperatures = [2.0, 2.5, 3.0]
+[sampling]
+burn_in = 20
+samples = 20
+thin = 1
+"""
+
+
+def test_plain_lines_without_a_terminal(monkeypatch):
+    monkeypatch.setattr(progress_module, "EVERY_S", 0.0)
+    stream = io.StringIO()
+    p = Progress("demo", "ray", stream=stream, terminal=False)
+    p.started(3)
+    p.ready()
+    for _ in range(3):
+        p.finished(None, True)
+    p.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("rgsweep: 3 task(s) to run; starting Ray on loopback")
+    assert lines[1].startswith("rgsweep: backend ray ready after")
+    assert [line.split(" tasks done")[0] for line in lines[2:]] == ["rgsweep: 1/3", "rgsweep: 2/3", "rgsweep: 3/3"]
+    assert "\r" not in stream.getvalue()
+
+
+def test_lines_are_rate_limited_but_the_last_one_always_comes(monkeypatch):
+    monkeypatch.setattr(progress_module, "EVERY_S", 3600.0)
+    stream = io.StringIO()
+    p = Progress("demo", "serial", address=None, stream=stream, terminal=False)
+    p.started(50)
+    p.ready()
+    for _ in range(50):
+        p.finished(None, True)
+    done = [line for line in stream.getvalue().splitlines() if "tasks done" in line]
+    assert done == [done[-1]] and "50/50 tasks done (100 %)" in done[-1]
+
+
+def test_quiet_says_nothing_and_nothing_to_run_says_nothing():
+    stream = io.StringIO()
+    p = Progress("demo", "ray", quiet=True, stream=stream, terminal=False)
+    p.started(2), p.ready(), p.finished(None, True), p.finished(None, False)
+    q = Progress("demo", "ray", stream=stream, terminal=False)
+    q.started(0)
+    assert stream.getvalue() == ""
+
+
+def test_the_cli_through_a_pipe_prints_lines_not_a_bar(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    cli = [sys.executable, "-m", "orchestrator.cli", "run", str(spec), "--out", str(tmp_path / "out"),
+           "--backend", "serial"]
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("rgsweep: 3 task(s) to run; loading")
+    assert lines[1].startswith("rgsweep: backend serial ready after")
+    assert lines[-1].startswith("rgsweep: 3/3 tasks done (100 %)")
