@@ -1,7 +1,8 @@
 """The architecture, as arrows between layers and rooms, checked on every import of every module.
 
 Layers: ``contract`` (what all share) <- ``workers`` (compute) <- ``orchestrator`` (plans, runs,
-stores) and ``analysis`` (reads datasets); ``benchmarks`` beside them. Every ``import`` and
+stores) and ``analysis`` (reads datasets) <- ``rgsweep`` (the Python API over both); ``benchmarks``
+beside them. Every ``import`` and
 ``from ... import`` statement is parsed (AST), at module level and inside functions alike.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("contract", "workers", "orchestrator", "analysis", "benchmarks")
+OURS = ("contract", "workers", "orchestrator", "analysis", "benchmarks", "rgsweep")
 #: The rooms of ``workers`` and the rooms each may import (besides ``contract``).
 WORKER_ROOMS = {
     "exact": set(),
@@ -105,6 +106,11 @@ def test_analysis_imports_only_the_contract_and_the_exact_references():
                       or (_top(t) == "workers" and not (t == "workers.exact" or t.startswith("workers.exact.")))) == []
 
 
+def test_the_python_api_is_a_facade_over_orchestrator_and_analysis():
+    allowed = {"rgsweep", "orchestrator", "analysis", "contract"}
+    assert not _offenders("rgsweep", lambda t, level, name: _top(t) in OURS and _top(t) not in allowed)
+
+
 def test_worker_rooms_import_only_the_rooms_below_them():
     bad = []
     for name, found in IMPORTS.items():
@@ -182,7 +188,7 @@ def test_every_module_says_what_it_is_and_stays_readable(name):
 
 
 def test_importing_the_driver_and_the_analysis_loads_no_numba_ray_or_kernels():
-    code = ("import sys, orchestrator.cli, orchestrator.runner, orchestrator.backends, analysis, benchmarks; "
+    code = ("import sys, rgsweep, orchestrator.cli, orchestrator.runner, orchestrator.backends, analysis, benchmarks; "
             "bad = [m for m in sys.modules if m in ('numba', 'ray') or "
             "(m.startswith('workers.') and not m.startswith('workers.exact'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
