@@ -223,11 +223,24 @@ def test_clients_without_the_token_are_refused(head):
     assert head.ray("job", "list", "--address", head.url, timeout=60).returncode == 0
 
 
+def _clean_export(dest: Path) -> Path:
+    """The repository's tracked files only, as README's cluster section recommends submitting:
+    what the checkout also holds (a virtualenv, results) is not the job's to upload."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def test_sweep_submitted_as_a_ray_job_equals_a_serial_run(head, tiny_spec, serial_tiny, tmp_path):
     out = tmp_path / "job-out"
+    source = _clean_export(tmp_path / "source")
+    assert (source / "pyproject.toml").exists() and not (source / ".venv").exists()
     t0 = time.perf_counter()
     result = head.ray("job", "submit", "--address", head.url, "--submission-id", "rgsweep-tiny",
-                      "--working-dir", str(ROOT), "--",
+                      "--working-dir", str(source), "--",
                       "rgsweep", "run", str(tiny_spec), "--address", "auto", "--out", str(out), "--quiet",
                       cwd=ROOT)
     job_s = time.perf_counter() - t0
