@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import exact_reference as exact  # noqa: E402
+from .figure_output import save_figure  # noqa: E402
 
 __all__ = ["OKABE_ITO", "curve_style", "tc_line", "save_figure", "thermodynamics_figure",
            "binder_figure", "peaks_figure", "finite_size_figure", "free_energy_figure",
@@ -35,14 +36,6 @@ def curve_style(i):
 
 def tc_line(ax):
     ax.axvline(exact.TC, color="0.4", ls=":", lw=1, label=r"$T_c$ (Onsager)")
-
-
-def save_figure(fig, path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def thermodynamics_figure(thermo: pd.DataFrame, path) -> Path:
@@ -169,12 +162,17 @@ def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
         axes[1].errorbar(p["L"], p["height"], yerr=p["height_err"], ls="none", capsize=3,
                          label=r"$\chi_{max}$", **curve_style(0))
         fit = fits.get("chi_max")
+        x = np.geomspace(p["L"].min(), p["L"].max(), 50)
         if fit:
-            x = np.geomspace(p["L"].min(), p["L"].max(), 50)
             axes[1].plot(x, fit["amplitude"] * x ** fit["exponent"], color=OKABE_ITO[0], lw=1,
-                         label=rf"fit: $\gamma/\nu$ = {fit['exponent']:.3f} ± {fit['exponent_err']:.3f} (exact 7/4)")
+                         label=rf"fit: $\gamma/\nu$ = {fit['exponent']:.3f} ± {fit['exponent_err']:.3f}")
+        anchor = np.exp(np.mean(np.log(p["height"]) - exact.GAMMA_OVER_NU * np.log(p["L"])))
+        axes[1].plot(x, anchor * x ** exact.GAMMA_OVER_NU, color="0.4", ls="--", lw=1,
+                     label=r"exact slope $\gamma/\nu$ = 7/4")
         axes[1].set_xscale("log")
         axes[1].set_yscale("log")
+        axes[1].set_xticks(p["L"], [str(int(v)) for v in p["L"]])  # the sizes, not 8x10^0, 9x10^0
+        axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[1].legend(fontsize=8)
     axes[1].set_xlabel(r"lattice size $L$ [lattice spacings]")
     axes[1].set_ylabel(r"peak susceptibility $\chi_{max}$ [$1/J$]")

@@ -177,8 +177,9 @@ def _fss(rep, items, peaks):
         if fit:
             fits.setdefault("chi_max", fit)
             rows.append({"fit": f"chi_max = A L^(gamma/nu), L >= {min(sub)}", **fit})
-            rep.estimate(f"gamma/nu, chi_max ~ L^(gamma/nu), L >= {min(sub)}", fit["exponent"],
-                         fit["exponent_err"], exact.GAMMA_OVER_NU, "finite-size fit, no correction term")
+            if len(q) >= 3:  # a headline estimate has >= 1 degree of freedom (2 points: table only)
+                rep.estimate(f"gamma/nu, chi_max ~ L^(gamma/nu), L >= {min(sub)}", fit["exponent"],
+                             fit["exponent_err"], exact.GAMMA_OVER_NU, "finite-size fit, no correction term")
     if len(p) >= 4:
         fit = rep.guard("chi_max power law with background", fit_power_law, p["L"], p["height"],
                      p["height_err"], True)
@@ -213,12 +214,14 @@ def _free_energy_section(rep, ising):
 _RC = {"text.usetex": False}
 
 
-def build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
+def build_report(out, n_boot: int = 100, seed: int = 0, formats=("png",)) -> Path:
     """Write the phase-transition report of the dataset at ``out``; return ``index.html``'s path
-    (see :func:`_build_report`)."""
+    (see :func:`_build_report`). ``formats``: png (always written: the page shows it), svg, pdf."""
     import matplotlib
 
-    with matplotlib.rc_context(_RC):
+    from .figure_output import figure_formats
+
+    with matplotlib.rc_context(_RC), figure_formats(formats):
         return _build_report(out, n_boot, seed)
 
 

@@ -50,16 +50,16 @@ def rbm_section(out, rep, rng, n_boot):
                   "with the lattice sites permuted)."))
     rbm_rows = tables["rbm"]
     if not rbm_rows.empty and {"e", "mc_e"} <= set(rbm_rows.columns):
-        rep.figure(items, "rbm_physics.png", rbm_figures.rbm_physics_figure, rbm_rows)
-        items.append(("text", "Figure: energy, |magnetisation|, heat capacity and susceptibility of "
-                      "configurations the trained RBMs generate (filled), over Monte Carlo on the "
-                      "samples they were trained on (open) and Kaufman's exact values (lines)."))
+        rep.figure(items, "rbm_physics.png", rbm_figures.rbm_physics_figure, rbm_rows,
+                   caption="Energy, |magnetisation|, heat capacity and susceptibility of "
+                   "configurations the trained RBMs generate (filled), over Monte Carlo on the "
+                   "samples they were trained on (open) and Kaufman's exact values (lines).")
     hidden = rep.guard("hidden units needed", hidden_units_table, rbm_rows)
     if hidden is not None and not hidden.empty:
-        rep.figure(items, "rbm_hidden_units.png", rbm_figures.hidden_units_figure, hidden)
-        items.append(("text", "Figure: how many hidden units the physics needs (Torlai & Melko "
-                      "2016): |RBM/MC - 1| of e and C against n_h, one line per temperature; the "
-                      "dotted line is n_h = N."))
+        rep.figure(items, "rbm_hidden_units.png", rbm_figures.hidden_units_figure, hidden,
+                   caption="How many hidden units the physics needs (Torlai & Melko 2016): "
+                   "|RBM/MC - 1| of e and C against n_h, one line per temperature; the dotted line "
+                   "is n_h = N.")
         items.append(("table", "RBM / MC - 1 against the number of hidden units", hidden))
     for name, caption, names in (
             ("rbm_kl_fidelity.png", "KL per spin and the effective-Hamiltonian fit of F(v) to "
@@ -80,8 +80,7 @@ def rbm_section(out, rep, rng, n_boot):
              "samples (0: reproduced).", ["rel_e", "rel_m_abs", "rel_C", "rel_chi"])):
         names = [n for n in names if n in have]
         if names:
-            rep.figure(items, name, rbm_figures.signature_null_figure, sig, names)
-            items.append(("text", "Figure: " + caption))
+            rep.figure(items, name, rbm_figures.signature_null_figure, sig, names, caption=caption)
     if not tables["spectra"].empty:
         rep.figure(items, "spectra.png", figures.spectra_figure, tables["spectra"], tables["rbm"])
     if not fields.empty:

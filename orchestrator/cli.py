@@ -256,17 +256,21 @@ def cmd_report(args) -> int:
 
     if not Store(args.out).exists() and "://" not in args.out:
         return _bad_input(f"{args.out} is not an rgsweep output folder (it does not exist)")
-    return _report(args.out)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad or not formats:
+        return _bad_input(f"--format {args.format!r}: each must be one of png, svg, pdf")
+    return _report(args.out, formats)
 
 
-def _report(out: str) -> int:
+def _report(out: str, formats=("png",)) -> int:
     import time
 
     from analysis.report import build_report
 
     t0 = time.perf_counter()
     try:
-        index = build_report(out)
+        index = build_report(out, formats=formats)
     except ValueError as err:
         return _bad_input(str(err))
     print(f"report: {index} ({time.perf_counter() - t0:.1f} s); summary: {index.parent / 'summary.md'}")
@@ -319,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "Analyse the tables of OUT (Binder crossings, reweighted peaks, finite-size fits, the RBM\n"
                   "signatures against their nulls) into an offline HTML report, summary.md and PNGs.")
     report.add_argument("out", help="an output dataset written by rgsweep run (a path or URI)")
+    report.add_argument("--format", default="png",
+                        help="figure formats, comma-separated: png (always written: the page shows "
+                             "it), svg, pdf (default: png)")
     report.set_defaults(func=cmd_report)
 
     bench = _sub(sub, "bench", "benchmarks against the peers a user would pick instead",

@@ -18,7 +18,8 @@ EXAMPLES = {
            "Run the same command again to resume: finished tasks are skipped.",
     "validate": "example:\n  rgsweep validate sweeps/paper-reduced.toml\n"
                 "Bad input: one line per broken rule (key, value, rule), exit status 2.",
-    "report": "example:\n  rgsweep report results/quick && xdg-open results/quick/report/index.html",
+    "report": "examples:\n  rgsweep report results/quick && xdg-open results/quick/report/index.html\n"
+              "  rgsweep report results/quick --format png,svg,pdf   # figures for a paper",
     "bench": "examples:\n  rgsweep bench --quick\n  rgsweep bench metropolis rbm --json bench.json",
     "status": "example:\n  rgsweep status results/quick      # exit 1 if anything is failed, missing or damaged",
 }

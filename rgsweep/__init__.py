@@ -84,8 +84,9 @@ def load(out: str | os.PathLike) -> Dataset:
     return _load(out)
 
 
-def report(out: str | os.PathLike) -> Path:
-    """Write ``OUT/report/`` (index.html, summary.md, figures) and return the path of index.html."""
+def report(out: str | os.PathLike, formats=("png",)) -> Path:
+    """Write ``OUT/report/`` (index.html, summary.md, figures) and return the path of index.html;
+    ``formats`` adds svg and/or pdf copies of every figure beside the PNGs the page shows."""
     from analysis.report import build_report
 
-    return build_report(str(out))
+    return build_report(str(out), formats=tuple(formats))

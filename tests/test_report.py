@@ -98,6 +98,8 @@ def test_report_on_partial_results(dataset, tmp_path):
         shutil.rmtree(partial / name, ignore_errors=True)
     shutil.rmtree(partial / "ising" / "L12")
     html, summary, pngs = _check_report(build_report(partial, n_boot=10))
+    est = pd.read_csv(partial / "report" / "estimates.csv")
+    assert not est["quantity"].str.startswith("gamma/nu").any()  # 2 sizes: a 0-dof fit stays out
     # a part deleted behind its manifest is named, never silently a missing row
     assert "ising/L12/part-" in summary and "is missing although task" in summary
     shutil.rmtree(partial / "_tasks" / "L12")  # L = 12 not finished: a run in progress
@@ -199,3 +201,33 @@ def test_report_without_rg_flow_lists_it_as_missing(dataset):
     _, summary, pngs = _check_report(build_report(dataset, n_boot=10))
     assert "## RG flows" not in summary and not any(p.startswith("rg_flow") for p in pngs)
     assert "RG flows: no `rg_flow` table" in summary.split("## Missing or not computed", 1)[1]
+
+
+def test_the_report_reads_like_a_paper(dataset, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    index = build_report(copy, n_boot=10, formats=("png", "svg", "pdf"))
+    html, summary, pngs = _check_report(index)
+    figures = re.findall(r"<figure>(.*?)</figure>", html, re.S)
+    assert len(figures) == len(pngs) and all(re.search(r"<figcaption>[^<]{40,}", f) for f in figures)
+    headline = html.split("<h2>Estimates against the exact answers</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.search(r"<td>\d\.\d+\(\d{1,2}\)</td>", headline) and "<th>error</th>" not in headline
+    assert "<details><summary>" in html and "<details><summary>" in summary  # long tables fold
+    assert "`" not in html  # Markdown's backticks became <code>
+    for png in pngs:
+        stem = index.parent / png
+        assert stem.with_suffix(".svg").stat().st_size > 1000, png
+        assert stem.with_suffix(".pdf").read_bytes()[:4] == b"%PDF", png
+        assert f'href="{stem.with_suffix(".svg").name}"' in html
+
+
+def test_numbers_are_value_and_error_in_the_last_digits():
+    from analysis.report_page import paired, value_error
+
+    assert value_error(2.255843, 0.0071870) == "2.2558(72)"
+    assert value_error(1.0, 0.0995) == "1.00(10)"
+    assert value_error(12.34, 7.2) == "12.3(72)"
+    assert value_error(4567.0, 123.0) == "4567(123)"
+    assert value_error(0.5, 0.0) == "0.5" and value_error(float("nan"), 0.1) == "nan"
+    frame = paired(pd.DataFrame({"T": [2.0], "e": [-1.5], "e_err": [0.012], "n": [3]}))
+    assert list(frame.columns) == ["T", "e", "n"] and frame["e"].iloc[0] == "-1.500(12)"
