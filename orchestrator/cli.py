@@ -71,8 +71,9 @@ def cmd_validate(args) -> int:
           f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
     print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
           f"{plan.count('flow')} flow)")
-    print(f"  estimated sampling work: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per spin flip, "
-          f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin})")
+    print(f"  Monte Carlo spin flips alone: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per flip, "
+          f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin}); a lower bound: "
+          "training, ln Z and flows are not in it")
     by_id = plan.by_id()
     est = {t.id: resources.task_estimate(t, by_id) for t in plan}
     big = max(plan, key=lambda t: est[t.id].memory_bytes)
@@ -137,6 +138,11 @@ def cmd_run(args) -> int:
     if args.address and args.backend != "ray":
         return _bad_input(f"--address needs --backend ray, got --backend {args.backend}")
     out = args.out or _default_out(spec)
+    if args.dry_run:
+        from .dryrun import dry_run
+
+        print("\n".join(dry_run(make_plan(spec), out)))
+        return 0
 
     from .progress import Progress
     from .runner import Interrupted, ResourceError, run_sweep
@@ -306,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
     run.add_argument("--address", default=None, help="join a running Ray cluster (e.g. auto)")
     run.add_argument("--quiet", action="store_true", help="no start-up lines, progress bar or progress lines")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the tasks (done / new / stale against OUT) and what they need; write nothing")
     run.add_argument("--report", action="store_true", help="write OUT/report/ (rgsweep report) at the end")
     run.add_argument("--no-verify", action="store_true",
                      help="check finished parts by size only, not SHA-256 (faster on huge datasets)")

@@ -15,6 +15,7 @@ EXAMPLES = {
     "run": "examples:\n  rgsweep run sweeps/quick.toml                      # embedded Ray, all cores\n"
            "  rgsweep run sweeps/quick.toml --backend process --workers 2 --out /data/quick\n"
            "  rgsweep run spec.toml --address auto --out s3://bucket/run   # on a Ray cluster\n"
+           "  rgsweep run sweeps/quick.toml --dry-run            # done / new / stale, nothing written\n"
            "Run the same command again to resume: finished tasks are skipped.",
     "validate": "example:\n  rgsweep validate sweeps/paper-reduced.toml\n"
                 "Bad input: one line per broken rule (key, value, rule), exit status 2.",

@@ -183,3 +183,27 @@ def test_configurations_match_a_stored_temperature_or_name_the_nearest(dataset):
         ds.configurations(4, T=99)
     with pytest.raises(KeyError, match=r"at T = 2.6; the nearest is T = (2.2|3) \(stored: 1.8, 2.2, 3\)"):
         ds.configurations(4, T=2.6)  # stale: on disk, not in the current plan
+
+
+def test_dry_run_tells_done_new_and_stale_and_writes_nothing(dataset, tmp_path, capsys):
+    from orchestrator.dryrun import task_states
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import load_spec
+    from orchestrator.store import Store
+
+    before = {p: p.stat().st_mtime_ns for p in dataset.rglob("*")}
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC % "[1.8, 2.2, 2.4, 2.6, 3.0]")  # 2.6: on disk but stale; 2.4: new
+    states, stale = task_states(make_plan(load_spec(spec)), Store(dataset))
+    plan = make_plan(load_spec(spec))
+    new_T = {round(t.T, 6) for t in plan if states[t.id] == "new" and t.kind != "flow"}
+    assert new_T == {2.4}  # the T = 2.6 results on disk are done for this spec, not stale
+    assert stale == {"flow": 2}  # the flows of both earlier temperature sets (a flow spans all T)
+    capsys.readouterr()
+    assert main(["run", str(spec), "--out", str(dataset), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing written" in text and " new" in text and "2.4" in text
+    spec.write_text(SPEC % "[1.8, 2.2, 3.0]")
+    states, stale = task_states(make_plan(load_spec(spec)), Store(dataset))
+    assert set(states.values()) == {"done"} and stale == {"sample": 2, "train": 2, "flow": 1}
+    assert {p: p.stat().st_mtime_ns for p in dataset.rglob("*")} == before
