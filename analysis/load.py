@@ -37,7 +37,9 @@ def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
     found = {}
     for info in listing(fs, f"{root}/{layout.MANIFESTS}"):
         match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
-        if match and L is not None:
+        # today's L<L> folder wins over a layout-1 twin, whatever the listing order
+        if match and L is not None and (match.group(2) not in found or info.path == layout.manifest_path(
+                root, match.group(1), L, match.group(2))):
             found[match.group(2)] = (match.group(1), L, info.path)
     return found
 
@@ -228,8 +230,8 @@ class Dataset:
                 raise KeyError(f"no samples stored for L = {L}")
             nearest = temps[np.argmin(np.abs(temps - T))]
             if abs(nearest - T) > T_TOLERANCE:
-                raise KeyError(f"no samples stored for L = {L} at T = {T:g}; the nearest is "
-                               f"T = {nearest:.10g} (stored: {', '.join(f'{t:g}' for t in sorted(temps))})")
+                raise KeyError(f"no samples stored for L = {L} at T = {T:.10g}; the nearest is "
+                               f"T = {nearest:.10g} (stored: {', '.join(f'{t:.10g}' for t in sorted(temps))})")
             frame = frame[frame["T"] == nearest]
         return unpack_spins(frame.sort_values("index")["spins"], L)
 

@@ -249,8 +249,8 @@ def _build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
         if real != root and not real.startswith(root + os.sep):
             raise ValueError(f"{directory} leads outside {out} (to {real}); remove that link")
     directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("*.png"):  # a rebuilt report must not reference stale figures
-        old.unlink()  # (a link is removed, never what it points at)
+    for old in [p for ext in ("png", "svg", "pdf") for p in directory.glob(f"*.{ext}")]:
+        old.unlink()  # a rebuilt report must not link stale figures (a link is removed, not its target)
     rep = ReportPage(directory)
     rng = np.random.default_rng(seed)
     ising = rep.read(out, "ising")

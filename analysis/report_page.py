@@ -57,6 +57,8 @@ def value_error(value, err) -> str:
         return "nan"
     if err is None or not np.isfinite(err) or err <= 0:
         return f"{value:.6g}"
+    if not 1e-9 <= err < 1e6 or abs(value) >= 1e9:  # beyond fixed notation: scientific, both
+        return f"{value:.4g} ± {err:.2g}"
     decimals = max(0, 1 - math.floor(math.log10(err)))
     digits = round(err * 10 ** decimals)
     if digits >= 100:  # rounding reached a third digit (0.0995 -> 100): one decimal fewer

@@ -87,9 +87,12 @@ def cmd_validate(args) -> int:
 
 
 def _closing_summary(summary, spec: SweepSpec) -> None:
-    if summary.migrated:
-        print(f"rgsweep: moved {summary.migrated} files from L=<L> folders to L<L> (today's layout; "
-              "pandas and pyarrow read its tables directly)", file=sys.stderr)
+    m = summary.migrated
+    if any(m.values()):
+        print(f"rgsweep: moved {m['moved']} files from L=<L> folders to L<L> (today's layout, which "
+              f"pandas and pyarrow read directly); {m['set_aside']} set aside in _damaged (their new place "
+              f"held another file); {m['left']} left where they are (a link or no permission)",
+              file=sys.stderr)
     for name, reason, moved in summary.rebuilt:
         print(f"rgsweep: {reason}; moved aside to {moved}; {name} rebuilt from this spec",
               file=sys.stderr)

@@ -26,7 +26,7 @@ class Progress(Callbacks):
         self.name, self.backend, self.quiet, self.address = name, backend, quiet, address
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = self.stream.isatty() if terminal is None else terminal
-        self.bar, self.total, self.count = None, 0, 0
+        self.bar, self.total, self.count, self.said, self.ready_seen = None, 0, 0, -1, False
         self.t0 = self.last = time.monotonic()
 
     def _say(self, text: str) -> None:
@@ -43,6 +43,7 @@ class Progress(Callbacks):
                   "first run) ...")
 
     def ready(self) -> None:
+        self.ready_seen = True
         self._say(f"backend {self.backend} ready after {time.monotonic() - self.t0:.1f} s; running")
         if self.terminal and not self.quiet:
             from tqdm import tqdm
@@ -58,11 +59,18 @@ class Progress(Callbacks):
             return
         now = time.monotonic()
         if now - self.last >= EVERY_S or self.count == self.total:
-            self.last = now
-            self._say(f"{self.count}/{self.total} tasks done ({100 * self.count / self.total:.0f} %), "
-                      f"{now - self.t0:.0f} s elapsed")
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        self.last, self.said = now, self.count
+        self._say(f"{self.count}/{self.total} tasks done ({100 * self.count / self.total:.0f} %), "
+                  f"{now - self.t0:.0f} s elapsed")
 
     def close(self) -> None:
+        """End the bar; without a terminal, a last line if the last one is not up to date (tasks
+        blocked by a failed dependency never finish, an interrupted run stops short)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif self.total and self.ready_seen and self.said != self.count:
+            self._line(time.monotonic())

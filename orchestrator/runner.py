@@ -71,7 +71,7 @@ class RunSummary:
     blocked: list[Task] = field(default_factory=list)
     damaged: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, why, moved to)
     rebuilt: list[tuple[str, str, str]] = field(default_factory=list)  # (record, why, moved to)
-    migrated: int = 0  # files moved from layout-1 L=<L> folders (orchestrator.migrate)
+    migrated: dict = field(default_factory=dict)  # layout-1 L=<L> files: moved, set_aside, left
     wall_s: float = 0.0
     backend: str = ""
 

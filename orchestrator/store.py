@@ -147,7 +147,9 @@ class Store:
         found = {}
         for info in self._files(MANIFESTS):
             match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
-            if match and L is not None:
+            # today's L<L> folder wins over a layout-1 twin, whatever the listing order
+            if match and L is not None and (match.group(2) not in found or info.path == self.manifest_path(
+                    match.group(1), L, match.group(2))):
                 found[match.group(2)] = Manifest(match.group(1), L, match.group(2), info.path)
         return found
 
@@ -253,6 +255,8 @@ class Store:
 
     def read_part(self, table: str, L: int, task_id: str) -> pa.Table:
         path = self.part_path(table, L, task_id)
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            path = legacy_twin(path)  # a layout-1 file the migration left (a link, no permission)
         try:
             with self.fs.open_input_file(path) as f:
                 return pq.read_table(f, schema=SCHEMAS[table])
@@ -330,6 +334,7 @@ class Store:
         # damaged and the next run moves the rest, instead of recomputing over the damaged part
         paths = [self.part_path(t, manifest.L, manifest.task_id) for t in tables]
         paths.append(self.manifest_path(manifest.kind, manifest.L, manifest.task_id))
+        paths += [legacy_twin(p) for p in paths]  # a layout-1 task the migration left in place
         for path in paths:
             if self.fs.get_file_info(path).type != pafs.FileType.File:
                 continue

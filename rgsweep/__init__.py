@@ -9,8 +9,10 @@
 
 The command line (``rgsweep run|validate|status|report``) does the same; its exit statuses map
 to the exceptions here: bad input raises :class:`SpecError` or ``ValueError``, a sweep too
-large for the machine :class:`ResourceError`, another live run on OUT :class:`LockError`, and
-a run with failed tasks returns normally with ``summary.failed`` set (``summary.exit_code`` 1).
+large for the machine :class:`ResourceError`, another live run on OUT :class:`LockError`, a
+run stopped by Ctrl-C :class:`Interrupted` (everything finished is saved; its ``summary`` says
+what), and a run with failed tasks returns normally with ``summary.failed`` set
+(``summary.exit_code`` 1).
 The implementation lives in the packages ``orchestrator`` (plans, runs, stores), ``workers``
 (the computations) and ``analysis`` (reading and the report).
 """
@@ -23,13 +25,14 @@ from pathlib import Path
 from analysis.load import Dataset
 from analysis.load import load as _load
 from orchestrator import __version__
+from orchestrator.backends import BACKENDS
 from orchestrator.plan import Plan, make_plan
-from orchestrator.runner import ResourceError, RunSummary, run_sweep
+from orchestrator.runner import Interrupted, ResourceError, RunSummary, run_sweep
 from orchestrator.spec import SpecError, SweepSpec, load_spec, parse_spec
 from orchestrator.store import LockError
 
 __all__ = ["run", "validate", "plan", "load", "report", "SweepSpec", "RunSummary", "Dataset", "Plan",
-           "SpecError", "ResourceError", "LockError", "__version__"]
+           "SpecError", "ResourceError", "LockError", "Interrupted", "__version__"]
 
 
 def validate(spec: str | os.PathLike | dict | SweepSpec) -> SweepSpec:
@@ -68,6 +71,12 @@ def run(spec: str | os.PathLike | dict | SweepSpec, out: str | os.PathLike | Non
     from orchestrator.scheduler import Callbacks
 
     spec = validate(spec)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if address is not None and backend != "ray":
+        raise ValueError(f"address needs backend 'ray', got backend {backend!r}")
     out = str(out) if out is not None else os.path.join("results", spec.name)
     callbacks = Progress(spec.name, backend, address=address) if progress else Callbacks()
     try:

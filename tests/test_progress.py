@@ -51,6 +51,21 @@ def test_lines_are_rate_limited_but_the_last_one_always_comes(monkeypatch):
     assert done == [done[-1]] and "50/50 tasks done (100 %)" in done[-1]
 
 
+def test_a_run_that_ends_short_still_gets_its_last_line(monkeypatch):
+    """Tasks blocked by a failed dependency never finish: close() says where the run ended."""
+    monkeypatch.setattr(progress_module, "EVERY_S", 3600.0)
+    stream = io.StringIO()
+    p = Progress("demo", "process", stream=stream, terminal=False)
+    p.started(5)
+    p.ready()
+    p.finished(None, False)
+    p.finished(None, True)
+    p.close()
+    p.close()  # idempotent
+    done = [line for line in stream.getvalue().splitlines() if "tasks done" in line]
+    assert done == ["rgsweep: 2/5 tasks done (40 %), 0 s elapsed"]
+
+
 def test_quiet_says_nothing_and_nothing_to_run_says_nothing():
     stream = io.StringIO()
     p = Progress("demo", "ray", quiet=True, stream=stream, terminal=False)

@@ -5,6 +5,8 @@ as it is, and the next run moves it over without recomputing anything."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from collections import Counter
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from analysis import read_table
-from contract.schemas import SCHEMAS
+from contract.schemas import SCHEMAS, TIMING_COLUMNS
 from orchestrator.cli import main
 
 pytest.importorskip("polars")
@@ -117,11 +119,21 @@ def test_without_the_filter_a_reader_also_sees_the_stale_rows(dataset):
     assert sorted(current["T"].unique()) == [1.8, 2.2, 3.0]
 
 
-def test_a_dataset_in_the_old_layout_is_read_and_moved_by_the_next_run(dataset, tmp_path, capsys):
-    old = tmp_path / "old"
+def _legacy_copy(dataset: Path, old: Path) -> Path:
+    """The dataset as layout 1 wrote it: L=<L> folders, manifests that record L=<L>/ paths."""
     shutil.copytree(dataset, old)
-    for folder in sorted(old.glob("*/L*")):  # back to layout 1: L=<L> folders
+    for folder in sorted(old.glob("*/L*")):
         folder.rename(folder.with_name(f"L={folder.name[1:]}"))
+    for manifest in (old / "_tasks").rglob("*.json"):
+        record = json.loads(manifest.read_text())
+        for part in record["parts"].values():
+            part["path"] = re.sub(r"/L(\d+)/", r"/L=\1/", part["path"])
+        manifest.write_text(json.dumps(record, indent=1, sort_keys=True))
+    return old
+
+
+def test_a_dataset_in_the_old_layout_is_read_and_moved_by_the_next_run(dataset, tmp_path, capsys):
+    old = _legacy_copy(dataset, tmp_path / "old")
     manifests = {p.relative_to(old / "_tasks" / p.parent.name): p.read_bytes()
                  for p in (old / "_tasks").rglob("*.json")}
     with pytest.raises(pa.ArrowTypeError, match="Field L has incompatible types"):
@@ -131,7 +143,7 @@ def test_a_dataset_in_the_old_layout_is_read_and_moved_by_the_next_run(dataset, 
     capsys.readouterr()
     _run(tmp_path / "spec.toml", old, "[1.8, 2.2, 3.0]")
     out, err = capsys.readouterr()
-    assert "0 run" in out and "moved" in err and "L<L>" in err
+    assert "0 run" in out and "0 damaged" in out and "set aside" in err and re.search(r"moved \d+ files", err)
     assert not list(old.glob("*/L=*")), "every L=<L> folder was emptied and removed"
     assert {p.relative_to(old / "_tasks" / p.parent.name): p.read_bytes()
             for p in (old / "_tasks").rglob("*.json")} == manifests
@@ -207,3 +219,59 @@ def test_dry_run_tells_done_new_and_stale_and_writes_nothing(dataset, tmp_path, 
     states, stale = task_states(make_plan(load_spec(spec)), Store(dataset))
     assert set(states.values()) == {"done"} and stale == {"sample": 2, "train": 2, "flow": 1}
     assert {p: p.stat().st_mtime_ns for p in dataset.rglob("*")} == before
+
+
+def test_the_move_never_loses_a_file_links_collisions_and_read_only_folders(dataset, tmp_path, capsys):
+    old = _legacy_copy(dataset, tmp_path / "old")
+    (old / "ising" / "L4").symlink_to("L=4")  # a bridge a user made: the same files under both names
+    twin = sorted((old / "series" / "L=8").glob("part-*"))[0]
+    (old / "series" / "L8").mkdir()
+    shutil.copy2(twin, old / "series" / "L8" / twin.name)  # an interrupted move's identical copy
+    other = sorted((old / "samples" / "L=8").glob("part-*"))[0]
+    (old / "samples" / "L8").mkdir()
+    (old / "samples" / "L8" / other.name).write_bytes(b"not the same")  # something else is there
+    before = other.read_bytes()
+    capsys.readouterr()
+    _run(tmp_path / "spec.toml", old, "[1.8, 2.2, 3.0]")
+    out, err = capsys.readouterr()
+    assert "moved" in err and re.search(r"[1-9]\d* set aside", err) and re.search(r"[1-9]\d* left", err)
+    assert (old / "ising" / "L4").is_symlink() and list((old / "ising" / "L=4").glob("part-*"))
+    assert not (old / "series" / "L=8" / twin.name).exists() and (old / "series" / "L8" / twin.name).exists()
+    # both files of the collision are kept: the old part set aside, the stranger quarantined by the
+    # run's check against the manifest, and the task recomputed (nothing deleted)
+    kept = sorted(p.read_bytes() for p in (old / "_damaged").rglob(other.name) if "samples" in str(p))
+    assert kept == sorted([before, b"not the same"])
+    for table in TABLES:  # every result still read, whatever was moved, left or set aside
+        a, b = read_table(old, table), read_table(dataset, table)
+        timing = [c for c in a.columns if c in TIMING_COLUMNS]  # the recomputed task's clock differs
+        pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+    assert main(["status", str(old)]) == 0
+
+
+def test_a_file_that_cannot_be_moved_stays_readable_where_it_is(dataset, tmp_path):
+    """A folder the user may not change (simulated: root ignores permissions) leaves its files in
+    the old layout; the run goes on and every reader still finds them."""
+    from orchestrator.migrate import migrate_layout
+    from orchestrator.store import Store
+
+    old = _legacy_copy(dataset, tmp_path / "old")
+    store = Store(old)
+
+    class NoMoves:
+        def __init__(self, fs):
+            self._fs = fs
+
+        def __getattr__(self, name):
+            return getattr(self._fs, name)
+
+        def move(self, src, dest):
+            if "/rbm/" in src:
+                raise PermissionError(13, "Permission denied", src)
+            return self._fs.move(src, dest)
+
+    store.fs = NoMoves(store.fs)
+    counts = migrate_layout(store)
+    assert counts["left"] == len(list((old / "rbm").rglob("part-*"))) > 0 and counts["moved"] > 0
+    for table in TABLES:
+        pd.testing.assert_frame_equal(read_table(old, table), read_table(dataset, table))
+    assert main(["status", str(old)]) == 0

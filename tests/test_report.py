@@ -229,5 +229,6 @@ def test_numbers_are_value_and_error_in_the_last_digits():
     assert value_error(12.34, 7.2) == "12.3(72)"
     assert value_error(4567.0, 123.0) == "4567(123)"
     assert value_error(0.5, 0.0) == "0.5" and value_error(float("nan"), 0.1) == "nan"
+    assert value_error(2.2558, 1e-20) == "2.256 ± 1e-20" and value_error(3e12, 4e10) == "3e+12 ± 4e+10"
     frame = paired(pd.DataFrame({"T": [2.0], "e": [-1.5], "e_err": [0.012], "n": [3]}))
     assert list(frame.columns) == ["T", "e", "n"] and frame["e"].iloc[0] == "-1.500(12)"
