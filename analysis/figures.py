@@ -173,6 +173,9 @@ def finite_size_figure(peaks: pd.DataFrame, fits: dict, path) -> Path:
         axes[1].set_yscale("log")
         axes[1].set_xticks(p["L"], [str(int(v)) for v in p["L"]])  # the sizes, not 8x10^0, 9x10^0
         axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axes[1].yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))  # 1, 2, 5, 10, ...
+        for fmt in (axes[1].yaxis.set_major_formatter, axes[1].yaxis.set_minor_formatter):
+            fmt(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         axes[1].legend(fontsize=8)
     axes[1].set_xlabel(r"lattice size $L$ [lattice spacings]")
     axes[1].set_ylabel(r"peak susceptibility $\chi_{max}$ [$1/J$]")
