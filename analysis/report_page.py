@@ -67,11 +67,12 @@ def value_error(value, err) -> str:
 
 
 def paired(frame: pd.DataFrame) -> pd.DataFrame:
-    """Each column ``x`` with a partner ``x_err`` (or ``measured`` with ``error``) as one column of
-    ``value(error)`` strings; other columns as they are."""
+    """Each column ``x`` with a partner ``x_err`` (``measured`` with ``error``, ``value`` with
+    ``err`` or ``error``) as one column of ``value(error)`` strings; other columns as they are."""
     out = frame.copy()
     for col in list(frame.columns):
-        partner = "error" if col == "measured" else f"{col}_err"
+        partner = {"measured": "error", "value": "err" if "err" in frame.columns else "error"}.get(
+            col, f"{col}_err")
         if partner in frame.columns and pd.api.types.is_numeric_dtype(frame[col]):
             out[col] = [value_error(v, e) for v, e in zip(frame[col], frame[partner])]
             out = out.drop(columns=partner)
