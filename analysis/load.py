@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from contract import layout
-from contract.layout import FAILURE_PART, MANIFEST, filesystem, lattice_of, listing, plan_problem
+from contract.layout import FAILURE_PART, filesystem, lattice_of, listing, plan_problem
 from contract.schemas import TABLES, TASK_TABLES
 
 __all__ = ["TABLES", "committed_index", "committed_tasks", "planned_tasks", "current_tasks", "read_table",
@@ -33,15 +33,7 @@ T_TOLERANCE = 1e-6
 def committed_index(out: str | os.PathLike) -> dict[str, tuple[str, int, str]]:
     """Every committed task: ``{task id: (kind, L, manifest path)}`` from the names of the
     manifests ``_tasks/L<L>/<kind>-<id>.json``; other files there are ignored."""
-    fs, root = filesystem(out)
-    found = {}
-    for info in listing(fs, f"{root}/{layout.MANIFESTS}"):
-        match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
-        # today's L<L> folder wins over a layout-1 twin, whatever the listing order
-        if match and L is not None and (match.group(2) not in found or info.path == layout.manifest_path(
-                root, match.group(1), L, match.group(2))):
-            found[match.group(2)] = (match.group(1), L, info.path)
-    return found
+    return layout.manifest_index(*filesystem(out))
 
 
 def committed_tasks(out: str | os.PathLike) -> set[str]:

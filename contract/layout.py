@@ -29,7 +29,7 @@ import pyarrow.fs as pafs
 
 __all__ = ["MANIFESTS", "DAMAGED", "LOCK", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
            "TASK_ID", "LEGACY_FOLDER", "filesystem", "folder", "part_path", "manifest_path",
-           "lattice_of", "legacy_twin", "listing",
+           "lattice_of", "legacy_twin", "listing", "manifest_index",
            "plan_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
 
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
@@ -104,6 +104,20 @@ def listing(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:
         return []
     return [i for i in fs.get_file_info(pafs.FileSelector(base, recursive=True))
             if i.type == pafs.FileType.File]
+
+
+def manifest_index(fs: pafs.FileSystem, root: str) -> dict[str, tuple[str, int, str]]:
+    """Every committed task, ``{task id: (kind, L, manifest path)}``, from one listing of
+    ``_tasks/`` (files of other names are ignored). Where a layout-1 ``L=<L>`` twin of a manifest
+    is still there, today's ``L<L>`` one wins, whatever the listing order."""
+    found = {}
+    for info in listing(fs, f"{root}/{MANIFESTS}"):
+        match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
+        if match and L is not None:
+            kind, task_id = match.groups()
+            if task_id not in found or info.path == manifest_path(root, kind, L, task_id):
+                found[task_id] = (kind, L, info.path)
+    return found
 
 
 def plan_problem(record) -> str | None:

@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 from . import __version__, help_text, resources
 from .backends import BACKENDS
@@ -45,10 +44,6 @@ def _environment(err: BaseException, after: str = "") -> int:
         what = str(err).splitlines()[0] if str(err) else type(err).__name__
     print(f"rgsweep: error: {what}" + (f"; {after}" if after else ""), file=sys.stderr)
     return EXIT_ENVIRONMENT
-
-
-def _default_out(spec: SweepSpec) -> str:
-    return str(Path("results") / spec.name)
 
 
 def _estimate_seconds(spec: SweepSpec) -> float:
@@ -136,11 +131,12 @@ def cmd_run(args) -> int:
         spec = load_spec(args.spec)
     except SpecError as err:
         return _bad_input(str(err))
-    if args.workers is not None and args.workers < 1:
-        return _bad_input(f"--workers must be an integer >= 1, got {args.workers}")
-    if args.address and args.backend != "ray":
-        return _bad_input(f"--address needs --backend ray, got --backend {args.backend}")
-    out = args.out or _default_out(spec)
+    from .runner import arguments_problem, default_out
+
+    problem = arguments_problem(args.backend, args.workers, args.address)
+    if problem:
+        return _bad_input(problem)
+    out = args.out or default_out(spec)
     if args.dry_run:
         from .dryrun import dry_run
 
@@ -265,11 +261,8 @@ def cmd_report(args) -> int:
 
     if not Store(args.out).exists() and "://" not in args.out:
         return _bad_input(f"{args.out} is not an rgsweep output folder (it does not exist)")
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
-    if bad or not formats:
-        return _bad_input(f"--format {args.format!r}: each must be one of png, svg, pdf")
-    return _report(args.out, formats)
+    # an unknown format is refused by build_report before anything is written (exit 2, one line)
+    return _report(args.out, tuple(f.strip() for f in args.format.split(",") if f.strip()) or ("png",))
 
 
 def _report(out: str, formats=("png",)) -> int:

@@ -10,6 +10,7 @@ it arrives, so an interrupted run loses only the tasks in flight.  A failed task
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import signal
 import time
@@ -24,7 +25,7 @@ from contract.layout import plan_problem, sweep_problem
 from contract.schemas import SCHEMA_VERSION, SCHEMAS
 
 from . import __version__, resources
-from .backends import make_backend
+from .backends import BACKENDS, make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .migrate import migrate_layout
 from .plan import Plan, Task, make_plan
@@ -179,6 +180,22 @@ class _StoreSink:
     def load(self, task_id: str) -> dict:
         L = self.by_id[task_id].L
         return {name: self.store.read_part(name, L, task_id) for name in PAYLOAD_TABLES}
+
+
+def default_out(spec: SweepSpec) -> str:
+    """``results/<sweep.name>``: where a run writes when no output is given."""
+    return os.path.join("results", spec.name)
+
+
+def arguments_problem(backend: str, workers, address: str | None) -> str | None:
+    """Why a run cannot start with these settings (one line naming the option), or None."""
+    if backend not in BACKENDS:
+        return f"backend (--backend) must be one of {', '.join(BACKENDS)}, got {backend!r}"
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        return f"workers (--workers) must be an integer >= 1, got {workers!r}"
+    if address and backend != "ray":
+        return f"an address (--address) needs backend ray, got {backend!r}"
+    return None
 
 
 def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | None = None,

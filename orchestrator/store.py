@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from contract.layout import (DAMAGED, LOCK, MANIFEST, MANIFESTS, PART, TEMPORARY, filesystem, lattice_of,
-                             legacy_twin, listing, manifest_path, part_path)
+from contract.layout import (DAMAGED, LOCK, PART, TEMPORARY, filesystem, lattice_of,
+                             legacy_twin, listing, manifest_index, manifest_path, part_path)
 from contract.schemas import SCHEMAS, TASK_TABLES
 
 from . import lock
@@ -144,14 +144,8 @@ class Store:
 
     def manifests(self) -> dict[str, Manifest]:
         """Every committed task, from one listing of ``_tasks/``."""
-        found = {}
-        for info in self._files(MANIFESTS):
-            match, L = MANIFEST.fullmatch(info.base_name), lattice_of(info.path)
-            # today's L<L> folder wins over a layout-1 twin, whatever the listing order
-            if match and L is not None and (match.group(2) not in found or info.path == self.manifest_path(
-                    match.group(1), L, match.group(2))):
-                found[match.group(2)] = Manifest(match.group(1), L, match.group(2), info.path)
-        return found
+        return {task_id: Manifest(kind, L, task_id, path)
+                for task_id, (kind, L, path) in manifest_index(self.fs, self.root).items()}
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from analysis.load import Dataset
 from analysis.load import load as _load
 from orchestrator import __version__
-from orchestrator.backends import BACKENDS
 from orchestrator.plan import Plan, make_plan
-from orchestrator.runner import Interrupted, ResourceError, RunSummary, run_sweep
+from orchestrator.runner import (Interrupted, ResourceError, RunSummary, arguments_problem, default_out,
+                                 run_sweep)
 from orchestrator.spec import SpecError, SweepSpec, load_spec, parse_spec
 from orchestrator.store import LockError
 
@@ -71,13 +71,10 @@ def run(spec: str | os.PathLike | dict | SweepSpec, out: str | os.PathLike | Non
     from orchestrator.scheduler import Callbacks
 
     spec = validate(spec)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-    if address is not None and backend != "ray":
-        raise ValueError(f"address needs backend 'ray', got backend {backend!r}")
-    out = str(out) if out is not None else os.path.join("results", spec.name)
+    problem = arguments_problem(backend, workers, address)
+    if problem:
+        raise ValueError(problem)
+    out = str(out) if out is not None else default_out(spec)
     callbacks = Progress(spec.name, backend, address=address) if progress else Callbacks()
     try:
         return run_sweep(spec, out, backend=backend, workers=workers, address=address,
