@@ -113,7 +113,15 @@ class Head:
     def __init__(self, num_cpus: int = 2):
         self.tmp = tempfile.mkdtemp(prefix="rgs-head-", dir="/tmp")  # short: unix socket paths
         self.token = secrets.token_hex(32)
-        self.gcs_port, self.dashboard_port = free_port(), free_port()
+        taken: set[int] = set()
+
+        def distinct() -> int:  # free_port() may hand out a port twice; Ray refuses shared ports
+            while (port := free_port()) in taken:
+                pass
+            taken.add(port)
+            return port
+
+        self.gcs_port, self.dashboard_port = distinct(), distinct()
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token,
                     "RAY_TMPDIR": self.tmp, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                     "RAY_USAGE_STATS_ENABLED": "0", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
@@ -121,7 +129,7 @@ class Head:
         for name in ("ray-client-server-port", "node-manager-port", "object-manager-port",
                      "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                      "runtime-env-agent-port", "metrics-export-port"):
-            ports[name] = free_port()
+            ports[name] = distinct()
         cmd = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
                "--dashboard-host", "127.0.0.1", "--num-cpus", str(num_cpus), "--disable-usage-stats",
                "--temp-dir", f"{self.tmp}/ray", *(f"--{k}={v}" for k, v in ports.items())]
