@@ -137,7 +137,7 @@ def _slope(xs, ys):
 def suite_scaling(quick: bool) -> list[dict]:
     import numpy as np
     from workers.ising.simulate import simulate
-    from workers.ising.costs import TAU_METROPOLIS, TAU_WOLFF, interpolate_table  # run-length guesses
+    from contract.sampler_costs import TAU_METROPOLIS, TAU_WOLFF, interpolate_table  # run-length guesses
     from contract.estimators import chain_integrated_time
 
     out = []

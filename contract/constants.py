@@ -7,10 +7,13 @@ J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
 import math
 
 __all__ = ["TC", "CODE_VERSIONS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
-           "RBM_INITS"]
+           "RBM_INITS", "N_REPLICAS"]
 
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+#: Independent chains the multi-spin sampler runs at once, one per bit of a 64-bit word.
+N_REPLICAS = 64
 
 #: The samplers, training methods, partition-function methods and learning-rate schedules.
 ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")

@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
-from workers.ising.costs import TC, choose_algorithm
+from contract.sampler_costs import TC, choose_algorithm
 from workers.ising.simulate import simulate
 from workers.ising.lattice import random_lattice, total_energy, total_magnetization
 from workers.ising.multispin import (_count_bits, _multispin_reference, multispin_sweeps, pack_replicas,

@@ -12,7 +12,7 @@ from numpy.testing import assert_array_equal
 from scipy.stats import chisquare
 
 from contract.estimators import integrated_time
-from workers.ising.costs import TC, choose_algorithm
+from contract.sampler_costs import TC, choose_algorithm
 from workers.ising.simulate import simulate
 from workers.ising.observables import thermodynamics
 

@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
+from contract.constants import N_REPLICAS
 from workers.ising.lattice import check_count, check_size
 from workers.ising.metropolis import acceptance_table
 from workers.ising.rng import check_state, reference_xoroshiro128pp, xoroshiro128pp
@@ -48,7 +49,6 @@ __all__ = [
     "replica_energy_magnetization",
 ]
 
-N_REPLICAS = 64
 _DIGITS = 53
 _PLANES = 40  # counter planes: counts up to 2 N < 2**40 for any lattice that fits in memory
 _ONE = np.uint64(1)

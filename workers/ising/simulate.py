@@ -54,15 +54,13 @@ from workers.ising.lattice import check_count, check_size, random_lattice, total
 from workers.ising.metropolis import metropolis_kernel, acceptance_thresholds
 from workers.ising.multispin import (N_REPLICAS, multispin_kernel, replica_energy_magnetization_kernel,
                         unpack_rows, random_replicas, threshold_digits)
-from workers.ising.costs import choose_algorithm
+from contract.sampler_costs import PILOT_MAX_FACTOR as _PILOT_MAX_FACTOR, PILOT_MIN as _PILOT_MIN, \
+    PILOT_TOL as _PILOT_TOL, choose_algorithm
 from workers.ising.rng import child_seed_sequence, make_rng_state
 from workers.ising.wolff import add_threshold, wolff_sweep_equivalents_kernel, wolff_updates_kernel, cluster_stack
 
 __all__ = ["Run", "simulate"]
 
-_PILOT_MIN = 1000
-_PILOT_MAX_FACTOR = 16
-_PILOT_TOL = 50.0
 
 
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 
 from contract.constants import TC
-from workers.ising.multispin import N_REPLICAS
+from contract.constants import N_REPLICAS
 
-__all__ = ["TC", "TAU_METROPOLIS", "TAU_WOLFF", "interpolate_table", "sampler_cost", "choose_algorithm"]
+__all__ = ["PILOT_MIN", "PILOT_MAX_FACTOR", "PILOT_TOL", "TC", "TAU_METROPOLIS", "TAU_WOLFF", "interpolate_table", "sampler_cost", "tau_sweeps", "sweep_ns", "choose_algorithm"]
 
 # max(tau_int(e), tau_int(|m|)) in sweeps (Wolff: measurements of ~1 sweep-equivalent each),
 # at L = 8, 16, 32, 64 (rows) and T = _TABLE_T (columns), from 64-chain multi-spin runs of
@@ -38,6 +38,9 @@ _COST_WOLFF = (9.7, 9.5, 8.5, 11.2, 10.8, 11.0, 12.0, 14.0)
 # than any practical burn-in (L = 64, T = 1.5, 2,000 sweeps: <|m|> = 0.957 over 64 chains
 # against 0.9865 exact); Wolff has no such trap.
 _ORDERED_T = 2.0
+#: ``thin = "auto"``'s pilot run (workers.ising.simulate): at least this many sweeps per chain,
+#: extended until it is PILOT_TOL tau_int long or PILOT_MAX_FACTOR times its first length.
+PILOT_MIN, PILOT_MAX_FACTOR, PILOT_TOL = 1000, 16, 50.0
 
 def interpolate_table(table, log2_L, T, extrapolate):
     """Bilinear in (log2 L, T) on log(table); T clamped to the grid, log2 L extrapolated
@@ -69,13 +72,24 @@ def sampler_cost(L, T, algorithm):
     -------
     float
     """
+    return 2.0 * tau_sweeps(L, T, algorithm) * sweep_ns(L, T, algorithm)
+
+
+def tau_sweeps(L, T, algorithm):
+    """Tabulated max(tau_int(e), tau_int(|m|)) in sweeps (sweep-equivalents for Wolff); the
+    interpolation of :func:`sampler_cost`."""
+    log2_L = max(math.log2(L), _TABLE_LOG2_L[0])
+    return interpolate_table(TAU_WOLFF if algorithm == "wolff" else TAU_METROPOLIS, log2_L, T, True)
+
+
+def sweep_ns(L, T, algorithm):
+    """Tabulated ns per spin per sweep (per sweep-equivalent for Wolff) of one chain, measuring
+    included: by L for the checkerboard samplers (multi-spin: per replica), by T for Wolff."""
     log2_L = max(math.log2(L), _TABLE_LOG2_L[0])
     if algorithm == "wolff":
-        tau = interpolate_table(TAU_WOLFF, log2_L, T, True)
-        return 2.0 * tau * interpolate_table(np.array(_COST_WOLFF), log2_L, T, False)
-    tau = interpolate_table(TAU_METROPOLIS, log2_L, T, True)
+        return interpolate_table(np.array(_COST_WOLFF), log2_L, T, False)
     per_sweep = _COST_MULTISPIN if algorithm == "multispin" else _COST_METROPOLIS
-    return 2.0 * tau * float(np.interp(log2_L, _TABLE_LOG2_L, per_sweep))
+    return float(np.interp(log2_L, _TABLE_LOG2_L, per_sweep))
 
 
 def choose_algorithm(L, T, n_samples=None):
