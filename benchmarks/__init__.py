@@ -22,16 +22,19 @@ import sys
 from .common import note, print_table, ratios, write_json
 from .rbm import suite_rbm
 from .samplers import suite_metropolis, suite_multispin, suite_scaling, suite_wolff
+from .costs import suite_sweep
 from .sweeps import suite_orchestration
 
 __all__ = ["SUITES", "run_bench"]
 
 SUITES = {"metropolis": suite_metropolis, "multispin": suite_multispin, "wolff": suite_wolff,
-          "rbm": suite_rbm, "orchestration": suite_orchestration, "scaling": suite_scaling}
+          "rbm": suite_rbm, "orchestration": suite_orchestration, "scaling": suite_scaling,
+          "sweep": suite_sweep}
 
 
-def run_bench(suites: list[str], quick: bool, json_path: str | None) -> int:
+def run_bench(suites: list[str], quick: bool, json_path: str | None, sweep_options: dict | None = None) -> int:
     """Run the named suites (all if empty), print a table each, optionally write JSON records.
+    ``sweep_options`` go to the sweep suite (:func:`benchmarks.costs.suite_sweep`).
 
     Returns the exit status: 0, or 2 for an unknown suite name (nothing is run).
     """
@@ -51,7 +54,7 @@ def run_bench(suites: list[str], quick: bool, json_path: str | None) -> int:
     try:
         for name in names:
             print(f"running suite {name}{' (quick)' if quick else ''} ...", flush=True)
-            found = SUITES[name](quick)
+            found = SUITES[name](quick, **(sweep_options or {})) if name == "sweep" else SUITES[name](quick)
             found += ratios(found)
             print_table(name, found)
             records += found

@@ -8,6 +8,7 @@ Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -15,16 +16,12 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from . import __version__, help_text, resources
+from . import __version__, forecast, help_text, resources
 from .backends import BACKENDS
 from .plan import make_plan
 from .spec import TC, SpecError, SweepSpec, load_spec
 
 __all__ = ["main"]
-
-#: A rough cost for `validate`'s estimate: ns per attempted spin flip of the samplers.
-NS_PER_FLIP = 5.0
-
 
 def _bad_input(message: str) -> int:
     for line in message.splitlines() or [""]:  # a spec with several errors: one line each
@@ -46,35 +43,40 @@ def _environment(err: BaseException, after: str = "") -> int:
     return EXIT_ENVIRONMENT
 
 
-def _estimate_seconds(spec: SweepSpec) -> float:
-    s = spec.sampling
-    thin = s.thin if isinstance(s.thin, int) else 10
-    sweeps = s.burn_in + s.samples * thin
-    flips = sum(L * L for L in spec.lattice_sizes) * len(spec.temperatures) * sweeps
-    return flips * NS_PER_FLIP * 1e-9
-
-
 def cmd_validate(args) -> int:
     try:
         spec = load_spec(args.spec)
     except SpecError as err:
         return _bad_input(str(err))
+    if args.workers is not None and args.workers < 1:
+        return _bad_input(f"--workers: {args.workers} is not allowed; it must be an integer >= 1")
     plan = make_plan(spec)
-    est = _estimate_seconds(spec)
+    done: set[str] = set()
+    if args.out is not None:
+        from .dryrun import task_states
+
+        from .store import Store
+
+        done = {tid for tid, state in task_states(plan, Store(args.out))[0].items() if state == "done"}
+    workers = sorted({2, args.workers or resources.machine(None).cores})
+    summary = forecast.forecast(plan, workers, done)
+    if args.json:
+        print(json.dumps({"spec": str(args.spec), "sweep": spec.name, "workers": workers, **summary},
+                         indent=1, sort_keys=True))
+        return 0
     print(f"{args.spec}: valid sweep {spec.name!r}")
     print(f"  lattice sizes {list(spec.lattice_sizes)}, {len(spec.temperatures)} temperatures "
           f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
     print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
-          f"{plan.count('flow')} flow)")
-    print(f"  Monte Carlo spin flips alone: {est:.2g} core-seconds (~{NS_PER_FLIP:g} ns per flip, "
-          f"thin={'~10 (auto)' if spec.sampling.thin == 'auto' else spec.sampling.thin}); a lower bound: "
-          "training, ln Z and flows are not in it")
+          f"{plan.count('flow')} flow)" + (f"; {len(done)} already done in {args.out}" if args.out else ""))
+    for line in forecast.estimate_lines(plan, summary, workers):
+        print(line)
     by_id = plan.by_id()
     est = {t.id: resources.task_estimate(t, by_id) for t in plan}
     big = max(plan, key=lambda t: est[t.id].memory_bytes)
     print(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} L={big.L}"
           f"{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
-          f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
+          f"~{resources.fmt_bytes(summary['disk_bytes'])} on disk")
     here = resources.machine(None)
     for problem in resources.check(plan, list(plan), 1, here):
         print(f"  warning: on this machine, {problem}")
@@ -140,7 +142,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from .dryrun import dry_run
 
-        print("\n".join(dry_run(make_plan(spec), out)))
+        print("\n".join(dry_run(make_plan(spec), out, args.workers)))
         return 0
 
     from .progress import Progress
@@ -282,7 +284,8 @@ def _report(out: str, formats=("png",)) -> int:
 def cmd_bench(args) -> int:
     from benchmarks import run_bench
 
-    return run_bench(args.suites, args.quick, args.json)
+    return run_bench(args.suites, args.quick, args.json,
+                     sweep_options={"save_model": args.save_model, "measured": args.measured})
 
 
 def _sub(sub, name: str, help: str, description: str):
@@ -321,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                "Check SPEC against every rule without running anything; print the tasks it plans,\n"
                "the largest task's memory and the results' size on disk.")
     val.add_argument("spec", help="the sweep spec (TOML)")
+    val.add_argument("--workers", type=int, default=None,
+                     help="predict the wall time on this many workers too (default: this machine's cores)")
+    val.add_argument("--out", default=None, help="leave out the tasks already done in this output folder")
+    val.add_argument("--json", action="store_true", help="print one JSON object (tasks, core_seconds, "
+                     "peak_memory_bytes, critical_path_s, predicted_wall_s, ...) instead")
     val.set_defaults(func=cmd_validate)
 
     report = _sub(sub, "report", "write OUT/report/index.html and summary.md",
@@ -335,8 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = _sub(sub, "bench", "benchmarks against the peers a user would pick instead",
                  "Time the kernels and the orchestration side by side with what a user would use instead,\n"
                  "in one run, and print the ratios (docs/performance.md).")
-    bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling "
+    bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling sweep "
                        "(default: all)")
+    bench.add_argument("--save-model", default=None, metavar="PATH",
+                       help="sweep: write the fitted cost model here (orchestrator/cost_model.json is the "
+                            "one rgsweep uses)")
+    bench.add_argument("--measured", nargs="*", default=[], metavar="OUT",
+                       help="sweep: also compare the cost model with the tasks measured in these output folders")
     bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
     bench.add_argument("--json", default=None, help="also write the records to this JSON file")
     bench.set_defaults(func=cmd_bench)

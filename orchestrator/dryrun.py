@@ -4,7 +4,9 @@ nothing (no lock, no records, no migration).
 Every task of the plan is *done* (its manifest is in OUT) or *new*; every committed task of OUT
 that the plan does not contain is *stale* (a result of an earlier spec or code version: kept on
 disk, never read, never recomputed). Per kind and L: the task counts and, for the new tasks, the
-largest task's memory and the results' size on disk (:mod:`orchestrator.resources`). Presence is
+largest task's memory, the results' size on disk (:mod:`orchestrator.resources`) and the
+predicted core-seconds (:mod:`orchestrator.costs`); then the whole forecast of the new tasks
+(:mod:`orchestrator.forecast`). Presence is
 checked by listing only; ``rgsweep run`` verifies sizes and SHA-256 before it skips anything.
 """
 
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from . import forecast
 from .plan import Plan
-from .resources import fmt_bytes, task_estimate
+from .resources import fmt_bytes, machine, task_estimate
 from .store import Store
 
 __all__ = ["dry_run", "task_states"]
@@ -27,10 +30,11 @@ def task_states(plan: Plan, store: Store) -> tuple[dict[str, str], Counter]:
     return states, stale
 
 
-def dry_run(plan: Plan, out: str) -> list[str]:
-    """The lines ``--dry-run`` prints."""
+def dry_run(plan: Plan, out: str, workers: int | None = None) -> list[str]:
+    """The lines ``--dry-run`` prints (wall time predicted on ``workers``, default all cores)."""
     store = Store(out)
     states, stale = task_states(plan, store)
+    seconds = forecast.task_seconds(plan)
     by_id = plan.by_id()
     groups: dict[tuple[str, int, int], list] = {}
     for task in plan:  # training variants: one row per hidden-layer size (seeds counted in it)
@@ -40,7 +44,7 @@ def dry_run(plan: Plan, out: str) -> list[str]:
              + ("" if store.exists() else " (does not exist yet)") + ": "
              f"{len(plan) - len(new)} done, {len(new)} new, {sum(stale.values())} stale; nothing written",
              f"  {'kind':<7}{'L':>6}{'n_h':>7}{'done':>7}{'new':>6}  {'T (new)':<30}{'memory/task':>12}"
-             f"{'disk (new)':>12}"]
+             f"{'disk (new)':>12}{'core-s (new)':>14}"]
     for (kind, L, n_h), tasks in sorted(groups.items(), key=lambda kv: (
             ["sample", "train", "flow"].index(kv[0][0]), kv[0][1], kv[0][2])):
         todo = [t for t in tasks if states[t.id] == "new"]
@@ -49,9 +53,12 @@ def dry_run(plan: Plan, out: str) -> list[str]:
         shown = ", ".join(f"{x:g}" for x in temps[:3]) + (f" ... ({len(temps)} T)" if len(temps) > 3 else "")
         lines.append(f"  {kind:<7}{L:>6}{n_h or '':>7}{len(tasks) - len(todo):>7}{len(todo):>6}  {shown:<30}"
                      f"{fmt_bytes(max(e.memory_bytes for e in est)) if est else '-':>12}"
-                     f"{fmt_bytes(sum(e.disk_bytes for e in est)) if est else '-':>12}")
+                     f"{fmt_bytes(sum(e.disk_bytes for e in est)) if est else '-':>12}"
+                     f"{f'{sum(seconds[t.id] for t in todo):.3g}' if todo else '-':>14}")
     if stale:
         lines.append("  stale (kept, not read): " + ", ".join(f"{n} {k}" for k, n in sorted(stale.items())))
-    lines.append("  core-seconds per task are not estimated yet (no calibrated cost model); "
-                 "`rgsweep status OUT` lists the tasks one by one")
+    done = {tid for tid, state in states.items() if state == "done"}
+    n = sorted({2, workers or machine(None).cores})
+    lines += forecast.estimate_lines(plan, forecast.forecast(plan, n, done), n)
+    lines.append("  `rgsweep status OUT` lists the tasks one by one")
     return lines

@@ -10,6 +10,7 @@ traceback, so every backend reports failures the same way.
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from .plan import Task
 from contract.schemas import SCHEMAS, TASK_TABLES
+from contract.timing import run_phases
 from .store import encode_part
 
 __all__ = ["PAYLOAD_TABLES", "payload_of", "FAULT_ENV", "InjectedFault", "Outcome", "run_task", "warmup", "to_arrow", "limit_threads"]
@@ -57,6 +59,9 @@ class Outcome:
     payload: dict[str, pa.Table] | None = None  # what dependent tasks receive (sample tasks)
     error: str | None = None
     traceback: str | None = None
+    wall_s: float = 0.0  # the attempt's wall time in the worker, tables encoded included
+    cpu_s: float = 0.0   # its CPU time (all threads of the process): the core-seconds it cost
+    phases: dict[str, float] = field(default_factory=dict)  # cpu_s by phase (contract.timing)
 
     @property
     def ok(self) -> bool:
@@ -96,19 +101,23 @@ def payload_of(outcome: "Outcome") -> dict[str, pa.Table] | None:
 
 def run_task(task: Task, inputs: dict[str, Any] | None = None) -> Outcome:
     """Run ``task`` with its dependencies' outputs ``inputs`` (dep id -> {"samples", "ising"} tables)."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
     try:
         if task.id in os.environ.get(FAULT_ENV, "").split(","):
             raise InjectedFault(f"injected failure of task {task.id} (${FAULT_ENV})")
         from workers import tasks as worker_tasks  # lazy: numba lives there
 
-        columns = worker_tasks.RUNNERS[task.kind](task.config, task.spawn_key, inputs or {})
+        columns, phases = run_phases(worker_tasks.RUNNERS[task.kind], task.config, task.spawn_key, inputs or {})
         expected = set(TASK_TABLES[task.kind])
         if set(columns) != expected:
             raise ValueError(f"{task.kind} task returned tables {sorted(columns)}, expected {sorted(expected)}")
         tables = {name: to_arrow(name, cols, task) for name, cols in columns.items()}
         payload = {n: tables[n] for n in PAYLOAD_TABLES} if task.kind == "sample" else None
-        return Outcome(task.id, parts={n: encode_part(n, task.id, t) for n, t in tables.items()},
-                       payload=payload)
+        parts = {n: encode_part(n, task.id, t) for n, t in tables.items()}
+        cpu_s = time.process_time() - cpu0
+        phases["encode"] = cpu_s - sum(phases.values())  # tables built and compressed, inputs read
+        return Outcome(task.id, parts=parts, payload=payload, wall_s=time.perf_counter() - wall0,
+                       cpu_s=cpu_s, phases=phases)
     except Exception as err:  # noqa: BLE001 - every failure becomes a failures row
         return Outcome(task.id, error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
 
@@ -119,8 +128,6 @@ def warmup(hold_s: float = 0.0) -> float:
     ``hold_s`` keeps the worker busy a moment longer, so that warm-ups submitted together
     land on different worker processes.
     """
-    import time
-
     from workers import tasks as worker_tasks
 
     seconds = worker_tasks.warmup()

@@ -2,6 +2,11 @@
 bar on a terminal, or plain lines (at most one per ``EVERY_S`` seconds, and one at the end) when
 stderr is a file or a pipe (``ray job logs``, SLURM, ``nohup``), where a bar's carriage returns
 would pile up on one line.
+
+The time left is weighted by the cost model (:mod:`orchestrator.costs`), not by task counts: a
+sweep's first tasks are its cheap sampling tasks, so counts would promise far too little. It is
+the predicted core-seconds still to run divided by the rate at which predicted core-seconds have
+been finishing, so it corrects itself for this machine's speed and its number of workers.
 """
 
 from __future__ import annotations
@@ -27,19 +32,24 @@ class Progress(Callbacks):
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = self.stream.isatty() if terminal is None else terminal
         self.bar, self.total, self.count, self.said, self.ready_seen = None, 0, 0, -1, False
-        self.t0 = self.last = time.monotonic()
+        self.t0 = self.last = self.t_ready = time.monotonic()
+        self.predicted: dict[str, float] = {}
+        self.work_total = self.work_done = 0.0
 
     def _say(self, text: str) -> None:
         if not self.quiet:
             print(f"rgsweep: {text}", file=self.stream, flush=True)
 
-    def started(self, n_to_run: int) -> None:
+    def started(self, n_to_run: int, predicted: dict[str, float] | None = None) -> None:
         self.total, self.t0 = n_to_run, time.monotonic()
+        self.predicted = dict(predicted or {})
+        self.work_total = sum(self.predicted.values())
         if not n_to_run:
             return
         what = {"ray": f"joining Ray at {self.address}" if self.address else "starting Ray on loopback",
                 "process": "starting the worker processes", "serial": "loading"}.get(self.backend, "starting")
-        self._say(f"{n_to_run} task(s) to run; {what} and compiling the kernels (cached after the "
+        cost = f" (about {_duration(self.work_total)} of CPU by the cost model)".replace("about under", "under") if self.work_total else ""
+        self._say(f"{n_to_run} task(s) to run{cost}; {what} and compiling the kernels (cached after the "
                   "first run) ...")
 
     def ready(self) -> None:
@@ -49,12 +59,25 @@ class Progress(Callbacks):
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, unit="task", desc=f"rgsweep {self.name}",
-                            dynamic_ncols=True, file=self.stream)
-        self.last = time.monotonic()
+                            dynamic_ncols=True, file=self.stream,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks "
+                                       "[{elapsed}{postfix}]")
+        self.last = self.t_ready = time.monotonic()
+
+    def left_s(self, now: float) -> float | None:
+        """Seconds left: predicted work to go over the rate of predicted work done (None before
+        the first task with a prediction finishes)."""
+        if self.work_done <= 0 or now <= self.t_ready:
+            return None
+        return max(self.work_total - self.work_done, 0.0) * (now - self.t_ready) / self.work_done
 
     def finished(self, task, ok: bool) -> None:
         self.count += 1
+        self.work_done += self.predicted.get(getattr(task, "id", None), 0.0)
         if self.bar is not None:
+            left = self.left_s(time.monotonic())
+            if left is not None:
+                self.bar.set_postfix_str(f"about {_duration(left)} left", refresh=False)
             self.bar.update(1)
             return
         now = time.monotonic()
@@ -63,8 +86,11 @@ class Progress(Callbacks):
 
     def _line(self, now: float) -> None:
         self.last, self.said = now, self.count
-        self._say(f"{self.count}/{self.total} tasks done ({100 * self.count / self.total:.0f} %), "
-                  f"{now - self.t0:.0f} s elapsed")
+        left = self.left_s(now) if self.count < self.total else None
+        work = (f"; {100 * self.work_done / self.work_total:.0f} % of the predicted work"
+                if self.work_total else "")
+        self._say(f"{self.count}/{self.total} tasks done ({100 * self.count / self.total:.0f} %{work}), "
+                  f"{now - self.t0:.0f} s elapsed" + (f", about {_duration(left)} left" if left is not None else ""))
 
     def close(self) -> None:
         """End the bar; without a terminal, a last line if the last one is not up to date (tasks
@@ -74,3 +100,13 @@ class Progress(Callbacks):
             self.bar = None
         elif self.total and self.ready_seen and self.said != self.count:
             self._line(time.monotonic())
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -26,6 +26,7 @@ from contract.schemas import SCHEMA_VERSION, SCHEMAS
 
 from . import __version__, resources
 from .backends import BACKENDS, make_backend
+from .costs import load_model, predict
 from .execute import PAYLOAD_TABLES, Outcome
 from .migrate import migrate_layout
 from .plan import Plan, Task, make_plan
@@ -171,7 +172,9 @@ class _StoreSink:
         self.attempts = store.failure_attempts()
 
     def commit(self, task: Task, outcome: Outcome) -> None:
-        self.store.write_task(task.kind, task.L, task.T, task.id, outcome.parts)
+        self.store.write_task(task.kind, task.L, task.T, task.id, outcome.parts,
+                              cost={"wall_s": outcome.wall_s, "cpu_s": outcome.cpu_s,
+                                    "phases": outcome.phases})
 
     def fail(self, task: Task, outcome: Outcome) -> None:
         attempt = self.attempts.get(task.id, 0) + 1
@@ -231,6 +234,16 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     return summary
 
 
+def _predicted(plan: Plan, todo: list[Task]) -> dict[str, float]:
+    """Predicted core-seconds of the tasks to run, for the progress ETA (empty if the cost model
+    cannot be read: progress then counts tasks)."""
+    try:
+        model, by_id = load_model(), plan.by_id()
+    except (OSError, ValueError):
+        return {}
+    return {t.id: predict(t, by_id, model) for t in todo}
+
+
 def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[], Backend],
                 callbacks: Callbacks, verify: bool, summary: RunSummary) -> None:
     store.write_json("sweep.json", sweep_record(spec, _read_or_set_aside(store, "sweep.json",
@@ -248,7 +261,7 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
     done = set(manifests)
     todo = [t for t in plan if t.id not in done]
     summary.skipped = len(plan) - len(todo)
-    callbacks.started(len(todo))
+    callbacks.started(len(todo), _predicted(plan, todo))
     if not todo:
         return
     scheduler, engine = Scheduler(todo, done), backend()

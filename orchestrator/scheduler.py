@@ -50,8 +50,9 @@ class Sink(Protocol):
 class Callbacks:
     """Progress of a run; every method does nothing unless overridden."""
 
-    def started(self, n_to_run: int) -> None:
-        """The skip-check is done: ``n_to_run`` tasks will run."""
+    def started(self, n_to_run: int, predicted: dict[str, float] | None = None) -> None:
+        """The skip-check is done: ``n_to_run`` tasks will run; ``predicted``: their predicted
+        core-seconds by id (:mod:`orchestrator.costs`)."""
 
     def ready(self) -> None:
         """The backend is up and its kernels compiled."""

@@ -187,9 +187,11 @@ class Store:
                 raise OSError(err.errno, err.strerror, path) from None
             raise
 
-    def write_task(self, kind: str, L: int, T: float, task_id: str, encoded: dict[str, bytes]) -> None:
+    def write_task(self, kind: str, L: int, T: float, task_id: str, encoded: dict[str, bytes],
+                   cost: dict[str, float] | None = None) -> None:
         """Write all parts of one task (Parquet bytes from :func:`encode_part`), then its manifest
-        (the commit)."""
+        (the commit). ``cost`` ({"wall_s", "cpu_s", "phases"}: what the task took where it ran) is recorded
+        in the manifest for the cost model's checks (``rgsweep bench sweep``)."""
         parts = {}
         for name in sorted(encoded):
             blob = encoded[name]
@@ -198,6 +200,8 @@ class Store:
             parts[name] = {"path": path[len(self.root) + 1:], "size": len(blob),
                            "sha256": hashlib.sha256(blob).hexdigest()}
         manifest = {"task_id": task_id, "kind": kind, "L": L, "T": T, "parts": parts, "written_at": lock.utc_now()}
+        if cost:
+            manifest["cost"] = json.loads(json.dumps(cost), parse_float=lambda x: round(float(x), 4))
         self._write_bytes(self.manifest_path(kind, L, task_id),
                           json.dumps(manifest, indent=1, sort_keys=True).encode())
 
@@ -258,6 +262,10 @@ class Store:
             raise StoreError(f"cannot read {path}: {err}") from None
 
     # -- verification and quarantine -------------------------------------------------------
+
+    def read_manifest(self, manifest: Manifest) -> bytes:
+        """A manifest's raw bytes (JSON)."""
+        return self._read_bytes(manifest.path)
 
     def _read_bytes(self, path: str) -> bytes:
         with self.fs.open_input_stream(path) as f:

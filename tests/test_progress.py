@@ -84,6 +84,28 @@ def test_the_cli_through_a_pipe_prints_lines_not_a_bar(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("rgsweep: 3 task(s) to run; loading")
+    assert lines[0].startswith("rgsweep: 3 task(s) to run (")
+    assert "of CPU by the cost model); loading" in lines[0]
     assert lines[1].startswith("rgsweep: backend serial ready after")
-    assert lines[-1].startswith("rgsweep: 3/3 tasks done (100 %)")
+    assert lines[-1].startswith("rgsweep: 3/3 tasks done (100 %; 100 % of the predicted work)")
+
+
+def test_time_left_is_weighted_by_predicted_cost_not_by_task_count(monkeypatch):
+    """Nine cheap tasks done of ten, the tenth predicted to cost as much as all of them: counts
+    would say 90 % done; the predicted work says half, so as long again as so far is left."""
+    monkeypatch.setattr(progress_module, "EVERY_S", 0.0)
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+
+    class T:
+        def __init__(self, i):
+            self.id = str(i)
+
+    stream = io.StringIO()
+    p = Progress("demo", "serial", stream=stream, terminal=False)
+    p.started(10, {**{str(i): 1.0 for i in range(9)}, "9": 9.0})  # the clock reads 1
+    p.ready()  # reads 2 (its line) and 3 (the work starts)
+    for i in range(9):
+        p.finished(T(i), True)  # 4 ... 12: 9 s of work done in 9 s, 9 s predicted to go
+    last = stream.getvalue().splitlines()[-1]
+    assert "9/10 tasks done (90 %; 50 % of the predicted work), 11 s elapsed, about 9 s left" in last

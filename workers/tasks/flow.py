@@ -19,6 +19,7 @@ import numpy as np
 
 from contract.configs import FlowConfig
 from contract.layout import samples_array
+from contract.timing import phase
 
 from workers.rbm.model import RBM
 from workers.rg.blockspin import blockspin_levels, configuration_observables, match_temperature, match_temperature_joint
@@ -80,14 +81,16 @@ class _LayerTables:
         key = {"T": T, "sample_task": source, "n_visible": n_v, "n_hidden": n_h, "method": cfg.method,
                "rbm_seed": 0, "layer": layer, "epoch": cfg.epochs}
         self.rows["rbm_params"].append({**key, "init_std": cfg.init_std, "a": a, "b": b, "W": W.ravel()})
-        self.rows["spectra"].append(with_constants(spectrum_rows(W), **key))
+        with phase("spectra"):
+            self.rows["spectra"].append(with_constants(spectrum_rows(W), **key))
         # Alignment of the receptive field projected to the lattice; the blocks a layer of depth
         # k should see are b^k wide (block-spin RG), capped at L/2.  corr only for layer 1,
         # whose projected field is its own W.
         target = min(cfg.block ** layer, L // 2)
         mean_at_target = _NAN
         corr_from = {"b_hidden": b, "V": V_test} if layer == 1 else {}
-        rows_per_block = alignment_rows(field, L, cfg.block_sizes, perm=self.perm, **corr_from)
+        with phase("alignment"):
+            rows_per_block = alignment_rows(field, L, cfg.block_sizes, perm=self.perm, **corr_from)
         for block, rows in zip(cfg.block_sizes, rows_per_block):
             self.rows["rg_alignment"].append(with_constants(rows, **{**key, "n_visible": L * L}))
             if block == target:
@@ -108,7 +111,8 @@ def _rbm_kwargs(cfg: FlowConfig) -> dict:
 
 
 def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
-    stack = train_stack(V, cfg.layers, _rbm_kwargs(cfg), rng)
+    with phase("stack_fit"):
+        stack = train_stack(V, cfg.layers, _rbm_kwargs(cfg), rng)
     Ws = [r.W_.astype(np.float64) for r in stack["rbms"]]
     rows = []
     for depth, (rbm, field) in enumerate(zip(stack["rbms"], projected_fields(Ws)), start=1):
@@ -121,8 +125,15 @@ def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
 
 
 def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
-    pooled = np.concatenate(list(data.values()))
-    rbm = RBM(n_hidden=cfg.rbm_flow_hidden, random_state=rng, **_rbm_kwargs(cfg)).fit(pooled)
+    with phase("pool_fit"):
+        rbm = RBM(n_hidden=cfg.rbm_flow_hidden, random_state=rng, **_rbm_kwargs(cfg)).fit(
+            np.concatenate(list(data.values())))
+    with phase("pool_flow"):
+        return _follow(rbm, sources, data, cfg, curve, rng)
+
+
+def _follow(rbm, sources, data, cfg, curve, rng) -> list[dict]:
+    """v -> h -> v from each temperature's first configurations, matched to the MC curves."""
     rows = []
     for T, source in sources:
         V0 = data[source][:RBM_FLOW_CONFIGS]
@@ -152,7 +163,8 @@ def flow_task(config: FlowConfig, spawn_key, inputs: dict) -> dict[str, dict]:
     blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)
     for T, source in sorted(cfg.sources):
         configs = data[source].reshape(-1, L, L)
-        rows += _blockspin(source, T, configs, cfg, curves, blk_rng)
+        with phase("blockspin"):
+            rows += _blockspin(source, T, configs, cfg, curves, blk_rng)
         if cfg.layers:
             rows += _stacked(source, T, data[source], cfg, layers, stack_rng)
     if cfg.rbm_flow_steps > 0:

@@ -6,6 +6,7 @@ import numpy as np
 
 from contract.configs import SampleConfig
 from contract.layout import pack_spins
+from contract.timing import phase
 from workers.exact import kaufman
 from workers.ising.observables import thermodynamics
 from workers.ising.rng import child_seed_sequence
@@ -51,8 +52,8 @@ def sample_task(config: SampleConfig, spawn_key, inputs: dict) -> dict[str, dict
     """
     L, T = int(config.L), float(config.T)
     seed_seq = _seed_sequence(config, spawn_key)
-    run = simulate(L, T, config.algorithm, config.burn_in, config.samples, config.thin,
-                   seed_seq)
+    with phase("mc"):
+        run = simulate(L, T, config.algorithm, config.burn_in, config.samples, config.thin, seed_seq)
     if config.symmetrize:
         symmetrize(run.samples, seed_seq)
     obs = thermodynamics(run.e_series, run.m_series, L, T)

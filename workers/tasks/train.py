@@ -34,6 +34,7 @@ import numpy as np
 
 from contract.configs import TrainConfig
 from contract.layout import samples_array
+from contract.timing import phase
 
 from workers.exact import kaufman
 from workers.measures.free_energy import heff_fidelity, ising_energy, kl_estimate, nll_per_spin, rbm_free_energy
@@ -131,15 +132,17 @@ class _Checkpoints:
         self.epochs.append(epoch)
         self.rows["rbm_params"].append({"epoch": epoch, "init_std": rbm.init_std_,
                                         "a": a, "b": b, "W": W.ravel()})
-        self._free_energy(epoch, rbm, W, a, b)
+        with phase("measures"):
+            self._free_energy(epoch, rbm, W, a, b)
         self._spectra(epoch, W)
         self._alignment(epoch, W, b)
         self.seconds += time.perf_counter() - t0
 
     def _free_energy(self, epoch, rbm, W, a, b) -> None:
         cfg, N = self.cfg, self.L * self.L
-        lnZ, lnZ_err, method = log_partition(W, a, b, method=cfg.log_partition, rng=self.ais_rng,
-                                             data=self.train, max_units=cfg.max_exact_units)
+        with phase("lnZ"):
+            lnZ, lnZ_err, method = log_partition(W, a, b, method=cfg.log_partition, rng=self.ais_rng,
+                                                 data=self.train, max_units=cfg.max_exact_units)
         F_test = rbm_free_energy(self.test, W, a, b)
         # Short model chains started from held-out data: <F> under the model, roughly.
         init = self.test[spread(len(self.test), min(len(self.test), self.cfg.gibbs_chains))]
@@ -160,9 +163,14 @@ class _Checkpoints:
         self.last = row
 
     def _spectra(self, epoch, W) -> None:
-        self.rows["spectra"].append(with_constants(spectrum_rows(W), epoch=epoch))
+        with phase("spectra"):
+            self.rows["spectra"].append(with_constants(spectrum_rows(W), epoch=epoch))
 
     def _alignment(self, epoch, W, b_hidden) -> None:
+        with phase("alignment"):
+            self._alignment_rows(epoch, W, b_hidden)
+
+    def _alignment_rows(self, epoch, W, b_hidden) -> None:
         for rows in alignment_rows(W, self.L, self.cfg.block_sizes, b_hidden=b_hidden, V=self.test,
                                    perm=self.perm):
             self.rows["rg_alignment"].append(with_constants(rows, epoch=epoch))
@@ -186,7 +194,8 @@ def train_task(config: TrainConfig, spawn_key, inputs: dict) -> dict[str, dict]:
                                np.random.default_rng(perm_ss).permutation(N))
     rbm = RBM(n_hidden=cfg.n_hidden, random_state=fit_ss, **{k: getattr(cfg, k) for k in RBM_SETTINGS})
     t0 = time.perf_counter()
-    rbm.fit(train, checkpoints=[c for c in cfg.checkpoints if c > 0], callback=checkpoints)
+    with phase("fit"):
+        rbm.fit(train, checkpoints=[c for c in cfg.checkpoints if c > 0], callback=checkpoints)
     wall = time.perf_counter() - t0
     train_seconds = max(wall - checkpoints.seconds, 1e-9)
 
@@ -199,14 +208,16 @@ def train_task(config: TrainConfig, spawn_key, inputs: dict) -> dict[str, dict]:
     burn_in = n_steps // 5
     thin = max(1, math.ceil(n_chains * (n_steps - burn_in) / MAX_RBM_DRAWS))
     init = test[spread(len(test), n_chains)]
-    draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, init=init, burn_in=burn_in, thin=thin,
-                       flip_moves=True)
+    with phase("gibbs"):
+        draws = rbm.sample(n_chains, n_steps - burn_in, gibbs_rng, init=init, burn_in=burn_in, thin=thin,
+                           flip_moves=True)
     e_rbm, m_rbm = _per_spin(draws, L)
     rbm_obs = thermodynamics(e_rbm.reshape(-1, n_chains), m_rbm.reshape(-1, n_chains), L, T)
     e_mc, m_mc = _per_spin(V, L)
     mc_obs = thermodynamics(*stored_series(e_mc, m_mc, stored_chains(source.get("ising"))), L, T)
 
-    path = transport_path(checkpoints.Ws)
+    with phase("transport"):
+        path = transport_path(checkpoints.Ws)
     key = {"sample_task": cfg.sample_task, "n_visible": N, "n_hidden": cfg.n_hidden,
            "method": cfg.method, "rbm_seed": cfg.rbm_seed, "layer": 1}
 

@@ -1,0 +1,199 @@
+"""What a task costs in core-seconds, predicted from its configuration alone (no numba, no Ray).
+
+Every task is split into the phases its worker code marks (:mod:`contract.timing`): a sample
+task's Monte Carlo (``mc``) and the rest; a training task's fit, partition function (exact or
+AIS), measurements, spectra, alignment, RBM Gibbs sampling and transport; a flow task's
+block-spin levels, stacked and pooled fits and the pooled RBM's flow. Each phase is a linear
+model ``sum_f c_f X_f`` in a few *work features* X_f that follow from the configuration
+(multiply-adds of the matrix products, spin updates of the sweeps, rows written, calls), with
+coefficients c_f >= 0 fitted to measured phase CPU times by ``rgsweep bench sweep`` on this
+machine (non-negative least squares on relative errors) and stored in ``cost_model.json`` beside
+this module. A Monte Carlo feature is already in seconds (the sampler tables of
+:mod:`contract.sampler_costs`), so its coefficient is a correction factor near 1.
+
+The numbers are CPU seconds of one worker process (one BLAS thread): core-seconds. They do not
+include starting Ray or the worker processes, or the driver's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+from contract.constants import N_REPLICAS
+from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choose_algorithm, sweep_ns,
+                                    tau_sweeps)
+
+from .plan import Task
+
+__all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_features", "gibbs_features", "predict", "predict_phases", "load_model",
+           "sample_schedule", "checkpoint_count", "lnz_method"]
+
+MODEL_PATH = Path(__file__).with_name("cost_model.json")
+#: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
+MODEL_F_STEPS = 100
+#: AIS: inverse temperatures x chains (workers.rbm.partition.log_partition_ais defaults).
+AIS_BETAS, AIS_CHAINS = 1000, 160
+#: Configurations per temperature the pooled RBM flow follows (workers.tasks.flow).
+RBM_FLOW_CONFIGS = 500
+
+#: Which fitted model a measured phase of each kind belongs to (phases not listed: "rest").
+PHASE_MODEL = {
+    ("sample", "mc"): "mc",
+    ("train", "fit"): "fit", ("flow", "stack_fit"): "fit", ("flow", "pool_fit"): "fit",
+    ("train", "lnZ"): "lnZ", ("train", "measures"): "measures", ("train", "gibbs"): "gibbs",
+    ("train", "transport"): "transport", ("flow", "pool_flow"): "pool_flow",
+    ("train", "spectra"): "spectra", ("flow", "spectra"): "spectra",
+    ("train", "alignment"): "alignment", ("flow", "alignment"): "alignment",
+    ("flow", "blockspin"): "blockspin",
+}
+
+
+def sample_schedule(config) -> dict:
+    """How a sample task will run, as the sampler decides it: the algorithm, chains, thin, and
+    sweeps (sweep-equivalents for Wolff) of burn-in, pilot and measurement, from the tabulated
+    tau_int where ``thin = "auto"`` (the run measures its own)."""
+    L, T, n = config.L, config.T, config.samples
+    algorithm = choose_algorithm(L, T, n) if config.algorithm == "auto" else config.algorithm
+    chains = N_REPLICAS if algorithm == "multispin" else 1
+    per_chain = -(-n // chains)
+    pilot, thin = 0, config.thin
+    if thin == "auto":
+        tau = tau_sweeps(L, T, algorithm)
+        first = max(PILOT_MIN, per_chain)
+        pilot = first
+        while pilot < PILOT_TOL * tau and pilot < PILOT_MAX_FACTOR * first:
+            pilot *= 2
+        thin = max(1, math.ceil(2.0 * tau))
+    return {"algorithm": algorithm, "chains": chains, "thin": int(thin), "burn_in": config.burn_in,
+            "pilot": pilot, "measure": per_chain * int(thin)}
+
+
+def checkpoint_count(config) -> int:
+    """Checkpoints a training task measures: the initialisation, the listed epochs, the last."""
+    return len({0, config.epochs} | {c for c in config.checkpoints if 0 < c <= config.epochs})
+
+
+def lnz_method(config) -> str:
+    """"exact" or "ais", as ``log_partition`` will choose for this training config."""
+    if config.log_partition != "auto":
+        return config.log_partition
+    return "exact" if min(config.n_visible, config.n_hidden) <= config.max_exact_units else "ais"
+
+
+def fit_features(epochs: int, n: int, n_v: int, n_h: int, k: int, batch: int) -> dict[str, float]:
+    """Work of fitting one RBM: multiply-adds (positive phase, k Gibbs steps, two outer
+    products), elementwise work per unit, and minibatch updates."""
+    return {"fit_madd": epochs * n * n_v * n_h * (2 * k + 3), "fit_units": epochs * n * (n_v + n_h) * k,
+            "fit_batches": epochs * -(-n // batch), "fit_calls": 1.0}
+
+
+def ais_features(calls: int, n_v: int, n_h: int, betas: int = AIS_BETAS, chains: int = AIS_CHAINS
+                 ) -> dict[str, float]:
+    """Work of ``calls`` AIS estimates: multiply-adds, elementwise work per unit, annealing steps."""
+    return {"ais_madd": calls * betas * chains * n_v * n_h, "ais_units": calls * betas * chains * (n_v + n_h),
+            "ais_steps": calls * betas, "lnz_calls": calls}
+
+
+def gibbs_features(draws: int, n_v: int, n_h: int) -> dict[str, float]:
+    """Work of ``draws`` block-Gibbs steps of one chain each (both half-steps)."""
+    return {"gibbs_madd": 2 * draws * n_v * n_h, "gibbs_units": draws * (n_v + n_h)}
+
+
+def _spectra(n_v: int, n_h: int) -> dict[str, float]:
+    small = min(n_v, n_h)
+    return {"spectra_madd": n_v * n_h * small + small ** 3, "spectra_calls": 1.0}
+
+
+def _alignment(L: int, n_h: int, blocks: int, n_test: int) -> dict[str, float]:
+    return {"align_sites": blocks * n_h * L * L, "align_madd": n_test * L * L * n_h, "align_calls": 1.0}
+
+
+def _add(total: dict, part: dict, times: float = 1.0) -> dict:
+    for key, value in part.items():
+        total[key] = total.get(key, 0.0) + times * value
+    return total
+
+
+def _train_samples(task: Task, by_id: dict[str, Task]) -> int:
+    dep = by_id.get(task.deps[0]) if task.deps else None
+    return dep.config.samples if dep is not None else 0
+
+
+def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
+    """{model: {feature: X}} of one task; ``by_id`` gives its inputs' sizes."""
+    c, N = task.config, task.L * task.L
+    if task.kind == "sample":
+        s = sample_schedule(c)
+        sweeps = s["burn_in"] + s["pilot"] + s["measure"]
+        stored_meas = s["measure"] * s["chains"]
+        return {"mc": {"mc_seconds": sweeps * N * s["chains"] * sweep_ns(c.L, c.T, s["algorithm"]) * 1e-9},
+                "rest": {"sample_spins": c.samples * N, "sample_series": stored_meas, "sample_calls": 1.0}}
+    if task.kind == "train":
+        n = _train_samples(task, by_id)
+        n_train = math.floor(n * (1.0 - c.held_out))
+        n_test = n - n_train
+        n_v, n_h, ck = c.n_visible, c.n_hidden, checkpoint_count(c)
+        weights = n_v * n_h
+        if lnz_method(c) == "exact":
+            small = min(n_v, n_h, 62)
+            lnz = {"exact_madd": ck * 2.0 ** small * max(n_v, n_h), "lnz_calls": ck}
+        else:
+            lnz = ais_features(ck, n_v, n_h)
+        draws = c.gibbs_chains * c.gibbs_steps
+        return {
+            "fit": fit_features(c.epochs, n_train, n_v, n_h, c.k, c.batch_size),
+            "lnZ": lnz,
+            "measures": {"measure_madd": ck * (n_train + n_test + 2 * MODEL_F_STEPS * c.gibbs_chains) * weights,
+                         "measure_calls": ck},
+            "spectra": _add({}, _spectra(n_v, n_h), ck),
+            "alignment": _add({}, _alignment(task.L, n_h, len(c.block_sizes), n_test), ck),
+            "gibbs": gibbs_features(draws, n_v, n_h),
+            "transport": {"transport_madd": (ck - 1) * (n_v * n_h * n_h + n_h ** 3)},
+            "rest": {"train_spins": n * N, "train_params": ck * weights, "train_calls": 1.0},
+        }
+    # flow: per source temperature the block-spin levels and a stack of RBMs; one pooled RBM
+    sizes = [by_id[tid].config.samples if tid in by_id else 0 for _, tid in c.sources]
+    sizes_in = [N] + list(c.layers)
+    fit, spectra, align = {}, {}, {}
+    for n in sizes:
+        for depth, (n_in, n_out) in enumerate(zip(sizes_in, sizes_in[1:]), start=1):
+            _add(fit, fit_features(c.epochs, n, n_in, n_out, c.k, c.batch_size))
+            _add(spectra, _spectra(n_in, n_out))
+            _add(align, _alignment(task.L, n_out, len(c.block_sizes), n if depth == 1 else 0))
+    pooled = sum(sizes)
+    if c.rbm_flow_steps > 0:
+        _add(fit, fit_features(c.epochs, pooled, N, c.rbm_flow_hidden, c.k, c.batch_size))
+    followed = sum(min(n, RBM_FLOW_CONFIGS) for n in sizes) * c.rbm_flow_steps
+    return {"fit": fit, "spectra": spectra, "alignment": align,
+            "blockspin": {"block_spins": pooled * N, "block_calls": len(sizes)},
+            "pool_flow": {"flow_madd": 2 * followed * N * c.rbm_flow_hidden, "flow_calls": len(sizes)},
+            "rest": {"flow_spins": pooled * N, "flow_calls": 1.0}}
+
+
+@lru_cache(maxsize=None)
+def _cached_model(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def load_model(path: str | Path | None = None) -> dict:
+    """The calibration: {"coefficients": {model: {feature: seconds per unit}}, "machine", ...}."""
+    return _cached_model(str(path or MODEL_PATH))
+
+
+def predict_phases(task: Task, by_id: dict[str, Task], model: dict | None = None) -> dict[str, float]:
+    """Predicted CPU seconds of one task by model (phase group); a feature the calibration has
+    no coefficient for counts 0."""
+    coef = (model or load_model())["coefficients"]
+    out = {}
+    for name, feats in features(task, by_id).items():
+        kind_coef = coef.get(f"{task.kind}.{name}", coef.get(name, {}))
+        out[name] = sum(kind_coef.get(f, 0.0) * x for f, x in feats.items())
+    return out
+
+
+def predict(task: Task, by_id: dict[str, Task], model: dict | None = None) -> float:
+    """Predicted core-seconds of one task."""
+    return sum(predict_phases(task, by_id, model).values())
