@@ -45,7 +45,11 @@ DESIGN = [
     ("flow", {"lattice_sizes": [8, 16], "temperatures": [2.0, 2.269185, 2.6],
               "sampling": {"algorithm": "auto", "burn_in": 500, "samples": 1000, "thin": "auto"},
               "rg_flow": {"block": 2, "layers": ["N/4", "N/16"], "rbm_flow_steps": 5, "epochs": 5,
-                          "lattice_sizes": [16]}}),
+                          "lattice_sizes": [8, 16]}}),
+    ("flow-large", {"lattice_sizes": [16, 32], "temperatures": [2.1, 2.4],
+                    "sampling": {"algorithm": "auto", "burn_in": 500, "samples": 2000, "thin": "auto"},
+                    "rg_flow": {"block": 2, "layers": ["N/4"], "rbm_flow_steps": 10, "epochs": 2,
+                                "lattice_sizes": [32]}}),
 ]
 
 
@@ -87,8 +91,10 @@ def _large_rows(quick: bool) -> list[tuple[str, dict, float]]:
     """:func:`_measure_large` in one process per core at once; each row's mean over them."""
     from concurrent.futures import ProcessPoolExecutor
 
+    import multiprocessing
+
     copies = os.cpu_count() or 1
-    with ProcessPoolExecutor(copies) as pool:
+    with ProcessPoolExecutor(copies, mp_context=multiprocessing.get_context("spawn")) as pool:
         runs = list(pool.map(_measure_large, [quick] * copies))
     return [(model, feats, float(np.mean([run[i][2] for run in runs])))
             for i, (model, feats, _) in enumerate(runs[0])]
@@ -183,21 +189,33 @@ def _records(label: str, table: dict) -> list[dict]:
 
 def suite_sweep(quick: bool, save_model: str | None = None, measured: list[str] = ()) -> list[dict]:
     """Calibrate; compare the stored and the fresh model on the design and on ``measured`` runs."""
-    from orchestrator.costs import MODEL_PATH, load_model
+    from orchestrator.costs import MODEL_PATH, CostModelError, load_model
     from orchestrator.forecast import compare, measured_costs
 
+    runs = {out: measured_costs(out) for out in measured}  # a wrong folder fails before the work
     with tempfile.TemporaryDirectory(prefix="rgsweep-calibrate-") as root:
         rows = calibrate(root, quick)
     fresh = fit_model(rows, _large_rows(quick))
-    records = _records("design, fresh fit", compare(rows, fresh))
-    if MODEL_PATH.exists():
-        records += _records("design, stored model", compare(rows, load_model()))
-    for out in measured:
-        records += _records(f"{os.path.basename(os.path.normpath(out))}, stored model",
-                            compare(measured_costs(out), load_model()))
-    if save_model:
+    if save_model and quick:
+        note("--quick: the shrunk design does not cover every phase; the cost model is not saved")
+    elif save_model:
         with open(save_model + ".tmp", "w") as f:
             json.dump(fresh, f, indent=1, sort_keys=True)
         os.replace(save_model + ".tmp", save_model)
         note(f"cost model written to {save_model}")
+    records = _records("design, fresh fit", compare(rows, fresh))
+    try:
+        stored = load_model(MODEL_PATH)
+    except CostModelError as err:
+        note(str(err))
+        stored = None
+    if stored is not None:
+        records += _records("design, stored model", compare(rows, stored))
+    for out, found in runs.items():
+        if not found:
+            note(f"{out}: no task of its spec records its cost (a run before costs were recorded, "
+                 "or an older code version)")
+        for label, model in (("stored model", stored), ("fresh fit", fresh)):
+            if model is not None and found:
+                records += _records(f"{os.path.basename(os.path.normpath(out))}, {label}", compare(found, model))
     return records

@@ -7,7 +7,7 @@ inner phase is charged to the inner phase only, so the phases of a task add up t
 two clock reads and records nothing.
 
 CPU time (``time.process_time``: every thread of the process) rather than wall time: it is the
-core-seconds a task costs, and it does not grow when other processes share the machine.
+core-seconds a task costs, and it does not grow when other processes share the cores.
 """
 
 from __future__ import annotations
@@ -17,37 +17,43 @@ from contextlib import contextmanager
 
 __all__ = ["phase", "run_phases"]
 
-_state: dict | None = None  # {"current": name, "since": t, "seconds": {name: s}} while recording
+
+class _Recording:
+    def __init__(self):
+        self.current, self.since, self.seconds = "other", time.process_time(), {}
+
+    def charge(self, now: float) -> None:
+        self.seconds[self.current] = self.seconds.get(self.current, 0.0) + now - self.since
+        self.since = now
 
 
-def _charge(now: float) -> None:
-    seconds = _state["seconds"]
-    seconds[_state["current"]] = seconds.get(_state["current"], 0.0) + now - _state["since"]
-    _state["since"] = now
+_state: _Recording | None = None  # the recording of the task running in this process, if any
 
 
 @contextmanager
 def phase(name: str):
     """Charge the CPU time of the block to ``name`` (nested phases take their own share)."""
-    if _state is None:
+    state = _state  # the recording this block entered; charged even if it has ended since
+    if state is None:
         yield
         return
-    _charge(time.process_time())
-    outer, _state["current"] = _state["current"], name
+    state.charge(time.process_time())
+    outer, state.current = state.current, name
     try:
         yield
     finally:
-        _charge(time.process_time())
-        _state["current"] = outer
+        state.charge(time.process_time())
+        state.current = outer
 
 
 def run_phases(fn, *args, **kwargs):
-    """``(fn(*args, **kwargs), {phase: CPU seconds})``; not reentrant (one task per process)."""
+    """``(fn(*args, **kwargs), {phase: CPU seconds})``. A nested call records its own phases
+    and leaves the outer recording as it was."""
     global _state
-    _state = {"current": "other", "since": time.process_time(), "seconds": {}}
+    outer, _state = _state, _Recording()
     try:
         result = fn(*args, **kwargs)
-        _charge(time.process_time())
-        return result, {k: v for k, v in _state["seconds"].items() if v > 0}
+        _state.charge(time.process_time())
+        return result, {k: v for k, v in _state.seconds.items() if v > 0}
     finally:
-        _state = None
+        _state = outer

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from . import __version__, forecast, help_text, resources
 from .backends import BACKENDS
+from .costs import CostModelError
 from .plan import make_plan
 from .spec import TC, SpecError, SweepSpec, load_spec
 
@@ -52,15 +53,23 @@ def cmd_validate(args) -> int:
         return _bad_input(f"--workers: {args.workers} is not allowed; it must be an integer >= 1")
     plan = make_plan(spec)
     done: set[str] = set()
+    notes = []
     if args.out is not None:
         from .dryrun import task_states
-
         from .store import Store
 
-        done = {tid for tid, state in task_states(plan, Store(args.out))[0].items() if state == "done"}
-    workers = sorted({2, args.workers or resources.machine(None).cores})
-    summary = forecast.forecast(plan, workers, done)
+        store = Store(args.out)
+        if not store.exists() or store.read_json("sweep.json") is None:
+            notes.append(f"  note: {args.out} is not an rgsweep output folder yet: every task counts as new")
+        done = {tid for tid, state in task_states(plan, store)[0].items() if state == "done"}
+    workers = forecast.worker_counts(args.backend, args.workers, resources.machine(None).cores)
+    try:
+        summary = forecast.forecast(plan, workers, done, backend=args.backend)
+    except CostModelError as err:
+        summary, notes = None, notes + [f"  predicted cost: not available: {err}"]
     if args.json:
+        if summary is None:
+            return _bad_input(notes[-1].strip())
         print(json.dumps({"spec": str(args.spec), "sweep": spec.name, "workers": workers, **summary},
                          indent=1, sort_keys=True))
         return 0
@@ -69,14 +78,14 @@ def cmd_validate(args) -> int:
           f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
     print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
           f"{plan.count('flow')} flow)" + (f"; {len(done)} already done in {args.out}" if args.out else ""))
-    for line in forecast.estimate_lines(plan, summary, workers):
+    for line in notes + (forecast.estimate_lines(plan, summary, workers) if summary else []):
         print(line)
     by_id = plan.by_id()
     est = {t.id: resources.task_estimate(t, by_id) for t in plan}
     big = max(plan, key=lambda t: est[t.id].memory_bytes)
     print(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} L={big.L}"
           f"{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
-          f"~{resources.fmt_bytes(summary['disk_bytes'])} on disk")
+          f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
     here = resources.machine(None)
     for problem in resources.check(plan, list(plan), 1, here):
         print(f"  warning: on this machine, {problem}")
@@ -142,7 +151,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from .dryrun import dry_run
 
-        print("\n".join(dry_run(make_plan(spec), out, args.workers)))
+        print("\n".join(dry_run(make_plan(spec), out, args.workers, args.backend)))
         return 0
 
     from .progress import Progress
@@ -320,13 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run even if the estimated memory or disk exceeds this machine's")
     run.set_defaults(func=cmd_run)
 
-    val = _sub(sub, "validate", "check a spec; print the task count and a work estimate",
-               "Check SPEC against every rule without running anything; print the tasks it plans,\n"
-               "the largest task's memory and the results' size on disk.")
+    val = _sub(sub, "validate", "check a spec; predict its core-hours, critical path and wall time",
+               "Check SPEC against every rule without running anything; print the tasks it plans, the\n"
+               "core-hours the cost model predicts for them (by kind), the critical path, the wall time on\n"
+               "2 workers and on --workers, the largest task's memory and the results' size on disk.")
     val.add_argument("spec", help="the sweep spec (TOML)")
     val.add_argument("--workers", type=int, default=None,
                      help="predict the wall time on this many workers too (default: this machine's cores)")
     val.add_argument("--out", default=None, help="leave out the tasks already done in this output folder")
+    val.add_argument("--backend", choices=sorted(BACKENDS), default="ray",
+                     help="the backend the run would use (serial: one worker; start-up differs)")
     val.add_argument("--json", action="store_true", help="print one JSON object (tasks, core_seconds, "
                      "peak_memory_bytes, critical_path_s, predicted_wall_s, ...) instead")
     val.set_defaults(func=cmd_validate)
@@ -346,10 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling sweep "
                        "(default: all)")
     bench.add_argument("--save-model", default=None, metavar="PATH",
-                       help="sweep: write the fitted cost model here (orchestrator/cost_model.json is the "
-                            "one rgsweep uses)")
-    bench.add_argument("--measured", nargs="*", default=[], metavar="OUT",
-                       help="sweep: also compare the cost model with the tasks measured in these output folders")
+                       help="sweep: write the fitted cost model here (rgsweep reads orchestrator/cost_model.json "
+                            "of its installed package)")
+    bench.add_argument("--measured", action="append", default=[], metavar="OUT",
+                       help="sweep: also compare the cost model with the tasks measured in this output "
+                            "folder (repeatable)")
     bench.add_argument("--quick", action="store_true", help="small sizes, few repeats (a smoke test)")
     bench.add_argument("--json", default=None, help="also write the records to this JSON file")
     bench.set_defaults(func=cmd_bench)

@@ -29,7 +29,7 @@ from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choo
 from .plan import Task
 
 __all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_features", "gibbs_features", "predict", "predict_phases", "load_model",
-           "sample_schedule", "checkpoint_count", "lnz_method"]
+           "sample_schedule", "checkpoint_count", "lnz_method", "CostModelError"]
 
 MODEL_PATH = Path(__file__).with_name("cost_model.json")
 #: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
@@ -72,8 +72,9 @@ def sample_schedule(config) -> dict:
 
 
 def checkpoint_count(config) -> int:
-    """Checkpoints a training task measures: the initialisation, the listed epochs, the last."""
-    return len({0, config.epochs} | {c for c in config.checkpoints if 0 < c <= config.epochs})
+    """Checkpoints a training task measures: the initialisation and every listed epoch after it
+    (the spec always lists the last; workers.rbm.training calls back at exactly these)."""
+    return len({0} | {c for c in config.checkpoints if 0 < c <= config.epochs})
 
 
 def lnz_method(config) -> str:
@@ -83,10 +84,12 @@ def lnz_method(config) -> str:
     return "exact" if min(config.n_visible, config.n_hidden) <= config.max_exact_units else "ais"
 
 
-def fit_features(epochs: int, n: int, n_v: int, n_h: int, k: int, batch: int) -> dict[str, float]:
-    """Work of fitting one RBM: multiply-adds (positive phase, k Gibbs steps, two outer
-    products), elementwise work per unit, and minibatch updates."""
-    return {"fit_madd": epochs * n * n_v * n_h * (2 * k + 3), "fit_units": epochs * n * (n_v + n_h) * k,
+def fit_features(epochs: int, n: int, n_v: int, n_h: int, k: int, batch: int, method: str = "pcd"
+                 ) -> dict[str, float]:
+    """Work of fitting one RBM: multiply-adds (positive phase, k Gibbs steps, the persistent
+    chains' last hidden step, two outer products), elementwise work per unit, minibatch updates."""
+    passes = 2 * k + 3 + (method == "pcd")
+    return {"fit_madd": epochs * n * n_v * n_h * passes, "fit_units": epochs * n * (n_v + n_h) * k,
             "fit_batches": epochs * -(-n // batch), "fit_calls": 1.0}
 
 
@@ -139,14 +142,15 @@ def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
         weights = n_v * n_h
         if lnz_method(c) == "exact":
             small = min(n_v, n_h, 62)
-            lnz = {"exact_madd": ck * 2.0 ** small * max(n_v, n_h), "lnz_calls": ck}
+            lnz = {"exact_madd": ck * 2.0 ** small * small * max(n_v, n_h), "lnz_calls": ck}
         else:
             lnz = ais_features(ck, n_v, n_h)
         draws = c.gibbs_chains * c.gibbs_steps
         return {
-            "fit": fit_features(c.epochs, n_train, n_v, n_h, c.k, c.batch_size),
+            "fit": fit_features(c.epochs, n_train, n_v, n_h, c.k, c.batch_size, c.method),
             "lnZ": lnz,
-            "measures": {"measure_madd": ck * (n_train + n_test + 2 * MODEL_F_STEPS * c.gibbs_chains) * weights,
+            "measures": {"measure_madd": ck * (n_train + n_test + 2 * MODEL_F_STEPS * min(n_test, c.gibbs_chains))
+                         * weights,
                          "measure_calls": ck},
             "spectra": _add({}, _spectra(n_v, n_h), ck),
             "alignment": _add({}, _alignment(task.L, n_h, len(c.block_sizes), n_test), ck),
@@ -160,17 +164,20 @@ def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
     fit, spectra, align = {}, {}, {}
     for n in sizes:
         for depth, (n_in, n_out) in enumerate(zip(sizes_in, sizes_in[1:]), start=1):
-            _add(fit, fit_features(c.epochs, n, n_in, n_out, c.k, c.batch_size))
+            _add(fit, fit_features(c.epochs, n, n_in, n_out, c.k, c.batch_size, c.method))
             _add(spectra, _spectra(n_in, n_out))
             _add(align, _alignment(task.L, n_out, len(c.block_sizes), n if depth == 1 else 0))
     pooled = sum(sizes)
     if c.rbm_flow_steps > 0:
-        _add(fit, fit_features(c.epochs, pooled, N, c.rbm_flow_hidden, c.k, c.batch_size))
-    followed = sum(min(n, RBM_FLOW_CONFIGS) for n in sizes) * c.rbm_flow_steps
-    return {"fit": fit, "spectra": spectra, "alignment": align,
-            "blockspin": {"block_spins": pooled * N, "block_calls": len(sizes)},
-            "pool_flow": {"flow_madd": 2 * followed * N * c.rbm_flow_hidden, "flow_calls": len(sizes)},
-            "rest": {"flow_spins": pooled * N, "flow_calls": 1.0}}
+        _add(fit, fit_features(c.epochs, pooled, N, c.rbm_flow_hidden, c.k, c.batch_size, c.method))
+    out = {"fit": fit, "spectra": spectra, "alignment": align,
+           "blockspin": {"block_spins": pooled * N, "block_calls": len(sizes)},
+           "rest": {"flow_spins": pooled * N, "flow_calls": 1.0}}
+    if c.rbm_flow_steps > 0:  # v -> h -> v steps from each T's first configurations, each matched
+        followed = sum(min(n, RBM_FLOW_CONFIGS) for n in sizes)
+        out["pool_flow"] = {"flow_madd": 2 * followed * c.rbm_flow_steps * N * c.rbm_flow_hidden,
+                            "flow_matches": len(sizes) * (c.rbm_flow_steps + 1)}
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -178,15 +185,28 @@ def _cached_model(path: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
+class CostModelError(ValueError):
+    """The cost model file is missing or not a cost model."""
+
+
 def load_model(path: str | Path | None = None) -> dict:
-    """The calibration: {"coefficients": {model: {feature: seconds per unit}}, "machine", ...}."""
-    return _cached_model(str(path or MODEL_PATH))
+    """The calibration: {"coefficients": {model: {feature: seconds per unit}}, "calibrated": ...}.
+    Raises :class:`CostModelError` (one line) if it cannot be read."""
+    path = str(path or MODEL_PATH)
+    try:
+        model = _cached_model(path)
+    except (OSError, ValueError) as err:
+        raise CostModelError(f"no cost model at {path} ({err}); `rgsweep bench sweep --save-model "
+                             f"{path}` makes one") from None
+    if not isinstance(model, dict) or not isinstance(model.get("coefficients"), dict):
+        raise CostModelError(f"{path} is not a cost model (no coefficients)")
+    return model
 
 
 def predict_phases(task: Task, by_id: dict[str, Task], model: dict | None = None) -> dict[str, float]:
     """Predicted CPU seconds of one task by model (phase group); a feature the calibration has
     no coefficient for counts 0."""
-    coef = (model or load_model())["coefficients"]
+    coef = (model or load_model())["coefficients"]  # a feature without a coefficient counts 0
     out = {}
     for name, feats in features(task, by_id).items():
         kind_coef = coef.get(f"{task.kind}.{name}", coef.get(name, {}))

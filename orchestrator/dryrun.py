@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from . import forecast
+from .costs import CostModelError
 from .plan import Plan
 from .resources import fmt_bytes, machine, task_estimate
 from .store import Store
@@ -30,11 +31,14 @@ def task_states(plan: Plan, store: Store) -> tuple[dict[str, str], Counter]:
     return states, stale
 
 
-def dry_run(plan: Plan, out: str, workers: int | None = None) -> list[str]:
+def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ray") -> list[str]:
     """The lines ``--dry-run`` prints (wall time predicted on ``workers``, default all cores)."""
     store = Store(out)
     states, stale = task_states(plan, store)
-    seconds = forecast.task_seconds(plan)
+    try:
+        seconds, problem = forecast.task_seconds(plan), None
+    except CostModelError as err:
+        seconds, problem = {}, f"  predicted cost: not available: {err}"
     by_id = plan.by_id()
     groups: dict[tuple[str, int, int], list] = {}
     for task in plan:  # training variants: one row per hidden-layer size (seeds counted in it)
@@ -54,11 +58,12 @@ def dry_run(plan: Plan, out: str, workers: int | None = None) -> list[str]:
         lines.append(f"  {kind:<7}{L:>6}{n_h or '':>7}{len(tasks) - len(todo):>7}{len(todo):>6}  {shown:<30}"
                      f"{fmt_bytes(max(e.memory_bytes for e in est)) if est else '-':>12}"
                      f"{fmt_bytes(sum(e.disk_bytes for e in est)) if est else '-':>12}"
-                     f"{f'{sum(seconds[t.id] for t in todo):.3g}' if todo else '-':>14}")
+                     f"{f'{sum(seconds[t.id] for t in todo):.3g}' if todo and seconds else '-':>14}")
     if stale:
         lines.append("  stale (kept, not read): " + ", ".join(f"{n} {k}" for k, n in sorted(stale.items())))
     done = {tid for tid, state in states.items() if state == "done"}
-    n = sorted({2, workers or machine(None).cores})
-    lines += forecast.estimate_lines(plan, forecast.forecast(plan, n, done), n)
+    n = forecast.worker_counts(backend, workers, machine(None).cores)
+    lines += [problem] if problem else forecast.estimate_lines(
+        plan, forecast.forecast(plan, n, done, backend=backend), n)
     lines.append("  `rgsweep status OUT` lists the tasks one by one")
     return lines

@@ -19,11 +19,19 @@ from .plan import Plan, Task, make_plan
 from .resources import task_estimate
 
 __all__ = ["STARTUP_S", "task_seconds", "critical_path", "simulate_wall", "forecast", "measured_costs",
-           "compare", "estimate_lines"]
+           "compare", "duration", "worker_counts", "estimate_lines"]
 
 #: Seconds before the first task runs, measured here: Ray's start (6-10 s) and loading the
 #: cached kernels, or the process pool's start. Added to the simulated wall time.
 STARTUP_S = {"ray": 9.0, "process": 3.0, "serial": 1.5}
+
+
+def worker_counts(backend: str, workers: int | None, cores: int) -> list[int]:
+    """The worker counts a forecast shows: 1 for the serial backend; else 2 and ``workers``
+    (default: this machine's cores)."""
+    if backend == "serial":
+        return [1]
+    return sorted({2, workers or cores})
 
 
 def task_seconds(plan: Plan, model: dict | None = None) -> dict[str, float]:
@@ -78,13 +86,15 @@ def forecast(plan: Plan, workers: list[int], done: set[str] = frozenset(), backe
         entry["core_seconds"] += seconds[t.id]
         entry["largest_task_s"] = max(entry["largest_task_s"], seconds[t.id])
     memory = sorted((task_estimate(t, by_id).memory_bytes for t in todo), reverse=True)
+    most = max(workers, default=1)
     startup = STARTUP_S.get(backend, STARTUP_S["ray"]) if todo else 0.0
     return {
         "tasks": len(todo), "tasks_done": len(plan) - len(todo),
         "core_seconds": sum(seconds[t.id] for t in todo),
         "core_hours": sum(seconds[t.id] for t in todo) / 3600.0,
         "by_kind": by_kind,
-        "peak_memory_bytes": memory[0] if memory else 0.0,
+        "peak_memory_bytes": memory[0] if memory else 0.0,  # of one worker: the largest task
+        "peak_memory_all_workers_bytes": sum(memory[:most]),  # the largest tasks at once, at most
         "critical_path_s": critical_path(plan, seconds, done),
         "startup_s": startup,
         "predicted_wall_s": {str(n): startup + simulate_wall(plan, seconds, n, done) for n in workers},
@@ -101,7 +111,7 @@ def measured_costs(out: str) -> list[tuple[Task, dict, dict[str, Task]]]:
     from .store import Store
 
     store = Store(out)
-    record = store.read_json("sweep.json")
+    record = store.read_json("sweep.json") if store.exists() else None
     if record is None:
         raise FileNotFoundError(f"{out} is not an rgsweep output folder (no sweep.json)")
     plan = make_plan(parse_spec(record["spec"]))
@@ -110,8 +120,11 @@ def measured_costs(out: str) -> list[tuple[Task, dict, dict[str, Task]]]:
     for task_id, manifest in store.manifests().items():
         if task_id not in by_id:
             continue
-        cost = json.loads(store.read_manifest(manifest)).get("cost")
-        if cost:
+        try:
+            cost = json.loads(store.read_manifest(manifest)).get("cost")
+        except (OSError, ValueError, AttributeError):  # damaged: `rgsweep status` reports it
+            continue
+        if isinstance(cost, dict) and "cpu_s" in cost:
             rows.append((by_id[task_id], cost, by_id))
     return rows
 
@@ -131,10 +144,13 @@ def compare(rows, model: dict | None = None) -> dict[str, dict]:
     return table
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
+def duration(seconds: float) -> str:
+    """A duration for people: "under a second", "40 s", "12 min", "3.4 h"."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
         return f"{seconds:.0f} s"
-    if seconds < 7200:
+    if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
 
@@ -151,10 +167,10 @@ def estimate_lines(plan: Plan, summary: dict, workers: list[int]) -> list[str]:
         entry = summary["by_kind"].get(kind)
         if entry:
             lines.append(f"    {kind:<7}{entry['tasks']:>6} tasks {entry['core_seconds'] / 3600:>9.3g} core-h"
-                         f"   largest task {_duration(entry['largest_task_s'])}")
-    walls = ", ".join(f"{_duration(summary['predicted_wall_s'][str(n)])} on {n} worker{'s' * (n > 1)}"
+                         f"   largest task {duration(entry['largest_task_s'])}")
+    walls = ", ".join(f"{duration(summary['predicted_wall_s'][str(n)])} on {n} worker{'s' * (n > 1)}"
                       for n in workers)
-    lines.append(f"  critical path {_duration(summary['critical_path_s'])} (the longest chain of dependent "
+    lines.append(f"  critical path {duration(summary['critical_path_s'])} (the longest chain of dependent "
                  f"tasks: no number of workers is faster); predicted wall time {walls} "
                  f"(the task graph scheduled as the driver does, plus ~{summary['startup_s']:.0f} s start-up)")
     return lines

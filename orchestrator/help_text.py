@@ -17,7 +17,8 @@ EXAMPLES = {
            "  rgsweep run spec.toml --address auto --out s3://bucket/run   # on a Ray cluster\n"
            "  rgsweep run sweeps/quick.toml --dry-run            # done / new / stale, nothing written\n"
            "Run the same command again to resume: finished tasks are skipped.",
-    "validate": "example:\n  rgsweep validate sweeps/paper-reduced.toml\n"
+    "validate": "examples:\n  rgsweep validate sweeps/paper-reduced.toml\n"
+                "  rgsweep validate sweeps/paper.toml --workers 64 --json\n"
                 "Bad input: one line per broken rule (key, value, rule), exit status 2.",
     "report": "examples:\n  rgsweep report results/quick && xdg-open results/quick/report/index.html\n"
               "  rgsweep report results/quick --format png,svg,pdf   # figures for a paper",

@@ -5,8 +5,10 @@ would pile up on one line.
 
 The time left is weighted by the cost model (:mod:`orchestrator.costs`), not by task counts: a
 sweep's first tasks are its cheap sampling tasks, so counts would promise far too little. It is
-the predicted core-seconds still to run divided by the rate at which predicted core-seconds have
-been finishing, so it corrects itself for this machine's speed and its number of workers.
+the larger of two figures: the predicted core-seconds still to run divided by the rate at which
+predicted core-seconds have been finishing (which corrects itself for this machine's speed and
+its number of workers), and the longest chain of unfinished dependent tasks (the critical path
+left, as predicted; on many workers a long last task is what the run waits for).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .forecast import duration
 from .scheduler import Callbacks
 
 __all__ = ["Progress", "EVERY_S"]
@@ -34,21 +37,25 @@ class Progress(Callbacks):
         self.bar, self.total, self.count, self.said, self.ready_seen = None, 0, 0, -1, False
         self.t0 = self.last = self.t_ready = time.monotonic()
         self.predicted: dict[str, float] = {}
+        self.tasks: list = []
+        self.finished_ids: set[str] = set()
         self.work_total = self.work_done = 0.0
 
     def _say(self, text: str) -> None:
         if not self.quiet:
             print(f"rgsweep: {text}", file=self.stream, flush=True)
 
-    def started(self, n_to_run: int, predicted: dict[str, float] | None = None) -> None:
-        self.total, self.t0 = n_to_run, time.monotonic()
-        self.predicted = dict(predicted or {})
+    def planned(self, tasks: list, predicted: dict[str, float]) -> None:
+        self.tasks, self.predicted = list(tasks), dict(predicted)
         self.work_total = sum(self.predicted.values())
+
+    def started(self, n_to_run: int) -> None:
+        self.total, self.t0 = n_to_run, time.monotonic()
         if not n_to_run:
             return
         what = {"ray": f"joining Ray at {self.address}" if self.address else "starting Ray on loopback",
                 "process": "starting the worker processes", "serial": "loading"}.get(self.backend, "starting")
-        cost = f" (about {_duration(self.work_total)} of CPU by the cost model)".replace("about under", "under") if self.work_total else ""
+        cost = f" (about {duration(self.work_total)} of CPU by the cost model)".replace("about under", "under") if self.work_total else ""
         self._say(f"{n_to_run} task(s) to run{cost}; {what} and compiling the kernels (cached after the "
                   "first run) ...")
 
@@ -65,32 +72,39 @@ class Progress(Callbacks):
         self.last = self.t_ready = time.monotonic()
 
     def left_s(self, now: float) -> float | None:
-        """Seconds left: predicted work to go over the rate of predicted work done (None before
-        the first task with a prediction finishes)."""
+        """Seconds left (None before the first task with a prediction finishes): the larger of
+        the predicted work to go over the rate of predicted work done, and the predicted critical
+        path of the unfinished tasks (tasks in flight count whole)."""
         if self.work_done <= 0 or now <= self.t_ready:
             return None
-        return max(self.work_total - self.work_done, 0.0) * (now - self.t_ready) / self.work_done
+        rate = self.work_done / (now - self.t_ready)  # predicted core-seconds finished per second
+        finish: dict[str, float] = {}
+        for task in self.tasks:  # in dependency order
+            start = max((finish.get(d, 0.0) for d in task.deps), default=0.0)
+            finish[task.id] = start + (0.0 if task.id in self.finished_ids else self.predicted.get(task.id, 0.0))
+        return max(max(self.work_total - self.work_done, 0.0) / rate, max(finish.values(), default=0.0))
 
     def finished(self, task, ok: bool) -> None:
         self.count += 1
         self.work_done += self.predicted.get(getattr(task, "id", None), 0.0)
+        self.finished_ids.add(getattr(task, "id", None))
         if self.bar is not None:
             left = self.left_s(time.monotonic())
             if left is not None:
-                self.bar.set_postfix_str(f"about {_duration(left)} left", refresh=False)
+                self.bar.set_postfix_str(f"about {duration(left)} left", refresh=False)
             self.bar.update(1)
             return
         now = time.monotonic()
         if now - self.last >= EVERY_S or self.count == self.total:
             self._line(now)
 
-    def _line(self, now: float) -> None:
+    def _line(self, now: float, final: bool = False) -> None:
         self.last, self.said = now, self.count
-        left = self.left_s(now) if self.count < self.total else None
+        left = self.left_s(now) if self.count < self.total and not final else None
         work = (f"; {100 * self.work_done / self.work_total:.0f} % of the predicted work"
                 if self.work_total else "")
         self._say(f"{self.count}/{self.total} tasks done ({100 * self.count / self.total:.0f} %{work}), "
-                  f"{now - self.t0:.0f} s elapsed" + (f", about {_duration(left)} left" if left is not None else ""))
+                  f"{now - self.t0:.0f} s elapsed" + (f", about {duration(left)} left" if left is not None else ""))
 
     def close(self) -> None:
         """End the bar; without a terminal, a last line if the last one is not up to date (tasks
@@ -99,14 +113,5 @@ class Progress(Callbacks):
             self.bar.close()
             self.bar = None
         elif self.total and self.ready_seen and self.said != self.count:
-            self._line(time.monotonic())
+            self._line(time.monotonic(), final=True)
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -239,9 +239,9 @@ def _predicted(plan: Plan, todo: list[Task]) -> dict[str, float]:
     cannot be read: progress then counts tasks)."""
     try:
         model, by_id = load_model(), plan.by_id()
-    except (OSError, ValueError):
+        return {t.id: predict(t, by_id, model) for t in todo}
+    except Exception:  # noqa: BLE001 - a broken cost model must never stop a run
         return {}
-    return {t.id: predict(t, by_id, model) for t in todo}
 
 
 def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[], Backend],
@@ -261,7 +261,8 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
     done = set(manifests)
     todo = [t for t in plan if t.id not in done]
     summary.skipped = len(plan) - len(todo)
-    callbacks.started(len(todo), _predicted(plan, todo))
+    callbacks.planned(todo, _predicted(plan, todo))
+    callbacks.started(len(todo))
     if not todo:
         return
     scheduler, engine = Scheduler(todo, done), backend()

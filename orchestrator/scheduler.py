@@ -50,9 +50,12 @@ class Sink(Protocol):
 class Callbacks:
     """Progress of a run; every method does nothing unless overridden."""
 
-    def started(self, n_to_run: int, predicted: dict[str, float] | None = None) -> None:
-        """The skip-check is done: ``n_to_run`` tasks will run; ``predicted``: their predicted
-        core-seconds by id (:mod:`orchestrator.costs`)."""
+    def planned(self, tasks: list[Task], predicted: dict[str, float]) -> None:
+        """The tasks to run (in dependency order) and their predicted core-seconds by id
+        (:mod:`orchestrator.costs`; empty if the cost model cannot be read)."""
+
+    def started(self, n_to_run: int) -> None:
+        """The skip-check is done: ``n_to_run`` tasks will run."""
 
     def ready(self) -> None:
         """The backend is up and its kernels compiled."""

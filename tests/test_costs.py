@@ -57,6 +57,25 @@ def test_phases_nest_and_add_up_to_the_cpu_time():
         pass
 
 
+def test_a_task_that_raises_leaves_no_recording_behind_and_nesting_restores():
+    def boom():
+        with phase("doomed"):
+            raise RuntimeError("x")
+
+    with pytest.raises(RuntimeError):
+        run_phases(boom)
+
+    def outer():
+        with phase("a"):
+            _, inner = run_phases(_spin, 0.01)
+            assert "other" in inner
+            _spin(0.01)
+        return None
+
+    _, phases = run_phases(outer)
+    assert set(phases) <= {"a", "other"} and phases["a"] >= 0.01
+
+
 @pytest.fixture(scope="module")
 def ran():
     """Every task of TINY run in this process: {id: (task, outcome, tables)}."""
@@ -106,6 +125,27 @@ def test_checkpoints_and_partition_method_are_what_training_does(ran):
         assert {r["lnZ_method"] for r in rows} == {costs.lnz_method(task.config)}
         seen.add(costs.lnz_method(task.config))
     assert seen == {"exact", "ais"}  # both branches exercised (4 and 24 hidden units, limit 8)
+
+
+def test_the_auto_sampler_choice_and_its_measurement_length_are_the_sampler_s():
+    """algorithm = "auto" with thin = "auto": the model picks the sampler the run picks, and
+    measures as many sweeps as the run (all chains) for the thin the run chose (the run measures
+    its own tau_int; the model tabulates it)."""
+    spec = parse_spec({"sweep": {"name": "a", "seed": 3, "lattice_sizes": [8, 16], "temperatures": [1.8, 2.6]},
+                       "sampling": {"algorithm": "auto", "burn_in": 50, "samples": 256, "thin": "auto"}})
+    seen = set()
+    for task in make_plan(spec):
+        row = run_task(task)
+        assert row.ok, row.traceback
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        ising = pq.read_table(pa.BufferReader(row.parts["ising"])).to_pylist()[0]
+        s = costs.sample_schedule(task.config)
+        assert ising["algorithm_used"] == s["algorithm"]
+        assert ising["n_measurements"] == -(-256 // s["chains"]) * ising["thin"] * s["chains"]  # all chains
+        seen.add(s["algorithm"])
+    assert seen == {"wolff", "multispin"}
 
 
 def test_thin_auto_follows_the_tabulated_autocorrelation_time():
@@ -179,18 +219,28 @@ def test_critical_path_and_makespan_by_hand():
 
 
 class _TimedBackend:
-    """Runs tasks on ``workers`` simulated workers, each taking its given seconds: the driver's
-    real loop (:class:`Scheduler`) against a clock."""
+    """Runs tasks on ``workers`` simulated workers, each taking its given seconds, and accepts
+    twice as many (the rest wait in its queue, first in, first out), as the process pool and
+    Ray do: the driver's real loop (:class:`Scheduler`) against a clock."""
 
     def __init__(self, seconds, workers):
-        self.seconds, self.max_in_flight, self.now, self.running = seconds, workers, 0.0, []
+        self.seconds, self.workers, self.max_in_flight = seconds, workers, 2 * workers
+        self.now, self.running, self.queue, self.order = 0.0, [], [], 0
+
+    def _fill(self):
+        while self.queue and len(self.running) < self.workers:
+            tid = self.queue.pop(0)
+            heapq.heappush(self.running, (self.now + self.seconds[tid], self.order, tid))
+            self.order += 1
 
     def submit(self, task, inputs):
-        heapq.heappush(self.running, (self.now + self.seconds[task.id], len(self.running), task.id))
+        self.queue.append(task.id)
+        self._fill()
         return task.id
 
     def wait(self, handles):
         self.now, _, tid = heapq.heappop(self.running)
+        self._fill()
         return [tid]
 
     def outcome(self, handle):

@@ -99,13 +99,42 @@ def test_time_left_is_weighted_by_predicted_cost_not_by_task_count(monkeypatch):
 
     class T:
         def __init__(self, i):
-            self.id = str(i)
+            self.id, self.deps = str(i), ()
 
     stream = io.StringIO()
     p = Progress("demo", "serial", stream=stream, terminal=False)
-    p.started(10, {**{str(i): 1.0 for i in range(9)}, "9": 9.0})  # the clock reads 1
+    tasks = [T(i) for i in range(10)]
+    p.planned(tasks, {**{str(i): 1.0 for i in range(9)}, "9": 9.0})
+    p.started(10)  # the clock reads 1
     p.ready()  # reads 2 (its line) and 3 (the work starts)
-    for i in range(9):
-        p.finished(T(i), True)  # 4 ... 12: 9 s of work done in 9 s, 9 s predicted to go
+    for task in tasks[:9]:
+        p.finished(task, True)  # 4 ... 12: 9 s of work done in 9 s, 9 s predicted to go
     last = stream.getvalue().splitlines()[-1]
     assert "9/10 tasks done (90 %; 50 % of the predicted work), 11 s elapsed, about 9 s left" in last
+
+
+def test_time_left_is_at_least_the_critical_path_left(monkeypatch):
+    """Many workers finish the cheap tasks fast; a long task waiting on its inputs still has its
+    whole predicted time to go, whatever the rate says; an ended run promises nothing."""
+    monkeypatch.setattr(progress_module, "EVERY_S", 0.0)
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+
+    class T:
+        def __init__(self, i, deps=()):
+            self.id, self.deps = str(i), deps
+
+    tasks = [T(i) for i in range(20)] + [T("flow", tuple(str(i) for i in range(20)))]
+    stream = io.StringIO()
+    p = Progress("demo", "ray", stream=stream, terminal=False)
+    p.planned(tasks, {**{str(i): 10.0 for i in range(20)}, "flow": 600.0})
+    p.started(21)  # 1
+    p.ready()  # 2, 3
+    for task in tasks[:20]:
+        p.finished(task, True)  # 4 ... 23: 200 s of predicted work in 20 s
+    assert stream.getvalue().splitlines()[-1].endswith("about 10 min left")  # not 600 / 10 = 60 s
+    monkeypatch.setattr(progress_module, "EVERY_S", 3600.0)
+    p.finished(tasks[20], False)  # 24: the flow task failed; the run's last line promises nothing
+    p.close()
+    assert stream.getvalue().splitlines()[-1].startswith("rgsweep: 21/21 tasks done")
+    assert "left" not in stream.getvalue().splitlines()[-1]

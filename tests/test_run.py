@@ -174,7 +174,8 @@ def test_validate_prints_task_count_and_estimate(capsys):
     assert main(["validate", str(QUICK)]) == 0
     out = capsys.readouterr().out
     assert f"tasks: {len(make_plan(load_spec(QUICK)))}" in out
-    assert "spin flips alone" in out and "a lower bound" in out and "largest task" in out
+    assert "predicted cost:" in out and "core-hours" in out and "critical path" in out
+    assert "predicted wall time" in out and "largest task" in out
 
 
 def test_adding_the_rbm_stage_later_trains_on_the_stored_samples(tmp_path, capsys):
