@@ -4,22 +4,21 @@ a finished run measured, beside what the model predicted.
 
 The wall time comes from simulating the run's own scheduling on the plan's dependency graph:
 N workers, each task started as soon as a worker is free and its dependencies are done, ready
-tasks in the order the driver releases them (:class:`orchestrator.scheduler.Scheduler`), each
-taking its predicted core-seconds (:mod:`orchestrator.costs`). The critical path is the longest
+tasks in the driver's order (:class:`orchestrator.scheduler.Scheduler`: longest remaining chain
+first, :func:`ranks`), each taking its predicted core-seconds (:mod:`orchestrator.costs`). The critical path is the longest
 chain of dependent tasks: no number of workers runs the sweep faster.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
 
 from .costs import load_model, predict
 from .plan import Plan, Task, make_plan
 from .resources import task_estimate
 
 __all__ = ["STARTUP_S", "task_seconds", "critical_path", "simulate_wall", "forecast", "measured_costs",
-           "compare", "duration", "worker_counts", "estimate_lines"]
+           "compare", "duration", "worker_counts", "ranks", "estimate_lines"]
 
 #: Seconds before the first task runs, measured here: Ray's start (6-10 s) and loading the
 #: cached kernels, or the process pool's start. Added to the simulated wall time.
@@ -49,27 +48,53 @@ def critical_path(plan: Plan, seconds: dict[str, float], done: set[str] = frozen
     return max(finish.values(), default=0.0)
 
 
-def simulate_wall(plan: Plan, seconds: dict[str, float], workers: int, done: set[str] = frozenset()) -> float:
-    """Makespan of the tasks not in ``done`` on ``workers`` workers, scheduled as the driver does."""
+def ranks(tasks: list[Task], seconds: dict[str, float]) -> dict[str, float]:
+    """Each task's rank: its seconds plus the largest rank among the tasks that depend on it
+    (the longest chain from its start to the end of the sweep): the driver's priority."""
+    children: dict[str, list[str]] = {}
+    for t in tasks:
+        for d in t.deps:
+            children.setdefault(d, []).append(t.id)
+    rank: dict[str, float] = {}
+    for t in reversed(tasks):  # dependents come after their dependencies in plan order
+        rank[t.id] = seconds.get(t.id, 0.0) + max((rank[c] for c in children.get(t.id, ())), default=0.0)
+    return rank
+
+
+def simulate_wall(plan: Plan, seconds: dict[str, float], workers: int, done: set[str] = frozenset(),
+                  priority: dict[str, float] | None = None) -> float:
+    """Makespan of the tasks not in ``done`` on ``workers`` workers, scheduled as the driver does
+    (ready tasks by ``priority``, default their :func:`ranks`; ties first in, first out)."""
     todo = [t for t in plan if t.id not in done]
+    priority = ranks(todo, seconds) if priority is None else priority
     waiting = {t.id: {d for d in t.deps if d not in done} for t in todo}
     children: dict[str, list[Task]] = {}
     for t in todo:
         for d in waiting[t.id]:
             children.setdefault(d, []).append(t)
-    ready = deque(t for t in todo if not waiting[t.id])
+    ready: list[tuple[float, int, Task]] = []
+    order = 0
+
+    def release(task: Task) -> None:
+        nonlocal order
+        heapq.heappush(ready, (-priority.get(task.id, 0.0), order, task))
+        order += 1
+
+    for t in todo:
+        if not waiting[t.id]:
+            release(t)
     running: list[tuple[float, int, str]] = []  # (finish time, tie-break, id)
-    now, order = 0.0, 0
+    now, started = 0.0, 0
     while ready or running:
         while ready and len(running) < workers:
-            task = ready.popleft()
-            heapq.heappush(running, (now + seconds[task.id], order, task.id))
-            order += 1
+            task = heapq.heappop(ready)[2]
+            heapq.heappush(running, (now + seconds[task.id], started, task.id))
+            started += 1
         now, _, tid = heapq.heappop(running)
         for child in children.get(tid, []):
             waiting[child.id].discard(tid)
             if not waiting[child.id]:
-                ready.append(child)
+                release(child)
     return now
 
 

@@ -28,6 +28,7 @@ from . import __version__, resources
 from .backends import BACKENDS, make_backend
 from .costs import load_model, predict
 from .execute import PAYLOAD_TABLES, Outcome
+from .forecast import ranks
 from .migrate import migrate_layout
 from .plan import Plan, Task, make_plan
 from .scheduler import Backend, Callbacks, Scheduler
@@ -261,11 +262,12 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
     done = set(manifests)
     todo = [t for t in plan if t.id not in done]
     summary.skipped = len(plan) - len(todo)
-    callbacks.planned(todo, _predicted(plan, todo))
+    predicted = _predicted(plan, todo)
+    callbacks.planned(todo, predicted)
     callbacks.started(len(todo))
     if not todo:
         return
-    scheduler, engine = Scheduler(todo, done), backend()
+    scheduler, engine = Scheduler(todo, done, priority=ranks(todo, predicted)), backend()
     aborted = True  # until the loop ends normally: an interrupt or a driver error kills the work in flight
     try:
         engine.start()

@@ -210,9 +210,12 @@ def test_critical_path_and_makespan_by_hand():
     plan, _, seconds = _graph()
     assert forecast.critical_path(plan, seconds) == 1 + 4  # the last sample, then the flow
     assert forecast.simulate_wall(plan, seconds, 1) == 3 * 1 + 6 * 2 + 4  # one worker: everything
+    # by rank (the default; samples 5, flow 4, training 2): s0 s1 0-1, s2 1-2, t00 1-3, the
+    # flow 2-6 as soon as it is ready, t01 3-5, t10 5-7, t11 6-8, t20 7-9, t21 8-10
+    assert forecast.simulate_wall(plan, seconds, 2) == 10.0
     # two workers, ready tasks first in first out, by hand: s0 s1 at 0; s2 (1-2) and t00 (1-3);
     # t01 2-4, t10 3-5, t11 4-6, t20 5-7, t21 6-8; the flow, released at 2 behind them, 7-11
-    assert forecast.simulate_wall(plan, seconds, 2) == 11.0
+    assert forecast.simulate_wall(plan, seconds, 2, priority={}) == 11.0
     assert forecast.simulate_wall(plan, seconds, 100) == forecast.critical_path(plan, seconds)
     done = {t.id for t in _graph()[1] if t.kind == "sample"}
     assert forecast.critical_path(plan, seconds, done) == 4.0
@@ -266,9 +269,29 @@ def test_the_simulation_schedules_as_the_driver_does(workers):
     plan = make_plan(parse_spec({**TINY, "sweep": {**TINY["sweep"], "temperatures": [2.0, 2.2, 2.5, 3.0]}}))
     rng = np.random.default_rng(workers)
     seconds = {t.id: float(rng.uniform(0.5, 5.0)) for t in plan}
-    engine = _TimedBackend(seconds, workers)
+    for priority in (forecast.ranks(list(plan), seconds), {}):  # the runner's order, and first in first out
+        engine = _TimedBackend(seconds, workers)
+        engine.max_in_flight = workers  # a deeper backend queue would delay the priorities a little
+        Scheduler(list(plan), set(), priority=priority).run(engine, _Sink())
+        assert forecast.simulate_wall(plan, seconds, workers, priority=priority) == pytest.approx(engine.now, rel=1e-12)
+
+
+def test_fifo_in_a_deeper_backend_queue_is_simulated_exactly():
+    plan = make_plan(parse_spec(TINY))
+    seconds = {t.id: float(i % 7 + 1) for i, t in enumerate(plan)}
+    engine = _TimedBackend(seconds, 2)  # accepts 4: the process pool's and Ray's queueing
     Scheduler(list(plan), set()).run(engine, _Sink())
-    assert forecast.simulate_wall(plan, seconds, workers) == pytest.approx(engine.now, rel=1e-12)
+    assert forecast.simulate_wall(plan, seconds, 2, priority={}) == pytest.approx(engine.now, rel=1e-12)
+
+
+def test_longest_chain_first_beats_first_in_first_out_on_a_late_long_task():
+    """Nine cheap tasks released first and one long task released last: FIFO runs the long one
+    at the end; by rank it starts at once."""
+    plan, tasks, seconds = _graph()
+    seconds = {**seconds, tasks[-1].id: 30.0}  # the flow task: long, behind six training tasks
+    fifo = forecast.simulate_wall(plan, seconds, 2, priority={})
+    ranked = forecast.simulate_wall(plan, seconds, 2)
+    assert ranked < fifo and ranked == pytest.approx(forecast.critical_path(plan, seconds) , abs=1.0 + 1e-9)
 
 
 def test_validate_json_gives_the_forecast(tmp_path):
