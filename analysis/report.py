@@ -31,6 +31,11 @@ from .transition import (binder_crossings, binder_crossings_reweighted, fit_peak
 __all__ = ["build_report", "report_dir"]
 
 
+def _algorithm_counts(used: pd.Series) -> str:
+    """"multispin 23, wolff 2": the samplers "auto" picked for one L, with their task counts."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(used.value_counts().items()))
+
+
 def report_dir(out) -> Path:
     """Where the report of ``out`` goes: ``OUT/report``; for a URI, ``./report-<name>``."""
     out = str(out)
@@ -49,7 +54,7 @@ def _dataset_section(out, rep: ReportPage, ising, failures):
         rep.missing.append(f"sweep.json: {type(err).__name__}: {err}")
     if not ising.empty:
         counts = ising.groupby("L").agg(n_T=("T", "nunique"), T_min=("T", "min"), T_max=("T", "max"),
-                                        algorithm=("algorithm_used", "first"),
+                                        algorithm=("algorithm_used", _algorithm_counts),
                                         wall_s=("wall_s", "sum")).reset_index()
         items.append(("table", "Sampling tasks done per L", counts))
     training = rep.read(out, "rbm", quiet=True, columns=["task_id", "wall_s"])  # the RBM section reports it

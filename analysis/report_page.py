@@ -153,22 +153,33 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _fmt(v):
+def _fmt(v, column: str = ""):
+    """A table cell: a missing or non-finite number as "–", a z-score to 2 decimals, another
+    number to 4 significant figures; anything else as it is."""
     if isinstance(v, (float, np.floating)):
-        return "nan" if not np.isfinite(v) else f"{v:.6g}"
+        if not np.isfinite(v):
+            return "–"
+        if column == "z" or column.endswith("_z"):
+            return f"{v:.2f}"
+        return f"{v:.4g}"
     return str(v)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _cells(frame: pd.DataFrame) -> pd.DataFrame:
     frame = paired(frame)
-    cols = list(frame.columns)
+    return pd.DataFrame({c: [_fmt(v, str(c)) for v in frame[c]] for c in frame.columns}, columns=frame.columns)
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    frame = _cells(frame)
+    cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def _html_table(frame: pd.DataFrame) -> str:
-    return paired(frame).to_html(index=False, float_format=lambda v: f"{v:.6g}")
+    return _cells(frame).to_html(index=False)
 
 
 def _extra_formats(directory: Path, name: str) -> str:
