@@ -180,8 +180,8 @@ def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
     return out
 
 
-@lru_cache(maxsize=None)
-def _cached_model(path: str) -> dict:
+@lru_cache(maxsize=8)
+def _cached_model(path: str, mtime_ns: int) -> dict:  # re-read when the file changes
     return json.loads(Path(path).read_text())
 
 
@@ -194,7 +194,7 @@ def load_model(path: str | Path | None = None) -> dict:
     Raises :class:`CostModelError` (one line) if it cannot be read."""
     path = str(path or MODEL_PATH)
     try:
-        model = _cached_model(path)
+        model = _cached_model(path, Path(path).stat().st_mtime_ns)
     except (OSError, ValueError) as err:
         raise CostModelError(f"no cost model at {path} ({err}); `rgsweep bench sweep --save-model "
                              f"{path}` makes one") from None
