@@ -5,11 +5,11 @@ task's Monte Carlo (``mc``) and the rest; a training task's fit, partition funct
 AIS), measurements, spectra, alignment, RBM Gibbs sampling and transport; a flow task's
 block-spin levels, stacked and pooled fits and the pooled RBM's flow. Each phase is a linear
 model ``sum_f c_f X_f`` in a few *work features* X_f that follow from the configuration
-(multiply-adds of the matrix products, spin updates of the sweeps, rows written, calls), with
+(multiply-adds of the matrix products, sweeps, rows written, calls), with
 coefficients c_f >= 0 fitted to measured phase CPU times by ``rgsweep bench sweep`` on this
 machine (non-negative least squares on relative errors) and stored in ``cost_model.json`` beside
-this module. A Monte Carlo feature is already in seconds (the sampler tables of
-:mod:`contract.sampler_costs`), so its coefficient is a correction factor near 1.
+this module. The Monte Carlo feature is already in seconds (the sampler tables of
+:mod:`contract.sampler_costs`), so its coefficient, one per sampler, is a correction factor.
 
 The numbers are CPU seconds of one worker process (one BLAS thread): core-seconds. They do not
 include starting Ray or the worker processes, or the driver's writes.
@@ -132,7 +132,10 @@ def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
         s = sample_schedule(c)
         sweeps = s["burn_in"] + s["pilot"] + s["measure"]
         stored_meas = s["measure"] * s["chains"]
-        return {"mc": {"mc_seconds": sweeps * N * s["chains"] * sweep_ns(c.L, c.T, s["algorithm"]) * 1e-9},
+        # seconds by the sampler tables, one coefficient per sampler (the tables time the kernels;
+        # the per-sweep measuring and call overheads differ between them)
+        seconds = sweeps * N * s["chains"] * sweep_ns(c.L, c.T, s["algorithm"]) * 1e-9
+        return {"mc": {f"mc_{s['algorithm']}_seconds": seconds, "mc_sweeps": sweeps},
                 "rest": {"sample_spins": c.samples * N, "sample_series": stored_meas, "sample_calls": 1.0}}
     if task.kind == "train":
         n = _train_samples(task, by_id)
