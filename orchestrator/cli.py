@@ -8,7 +8,6 @@ Exit status: 0 all done; 1 some tasks failed (the rest are saved); 2 bad input (
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -16,9 +15,9 @@ import sys
 import threading
 from contextlib import contextmanager
 
-from . import __version__, forecast, help_text, resources
+from . import __version__, help_text
 from .backends import BACKENDS
-from .costs import CostModelError
+from .dryrun import validate_report
 from .plan import make_plan
 from .spec import TC, SpecError, SweepSpec, load_spec
 
@@ -51,44 +50,10 @@ def cmd_validate(args) -> int:
         return _bad_input(str(err))
     if args.workers is not None and args.workers < 1:
         return _bad_input(f"--workers: {args.workers} is not allowed; it must be an integer >= 1")
-    plan = make_plan(spec)
-    done: set[str] = set()
-    notes = []
-    if args.out is not None:
-        from .dryrun import task_states
-        from .store import Store
-
-        store = Store(args.out)
-        if not store.exists() or store.read_json("sweep.json") is None:
-            notes.append(f"  note: {args.out} is not an rgsweep output folder yet: every task counts as new")
-        done = {tid for tid, state in task_states(plan, store)[0].items() if state == "done"}
-    workers = forecast.worker_counts(args.backend, args.workers, resources.machine(None).cores)
-    try:
-        summary = forecast.forecast(plan, workers, done, backend=args.backend)
-    except CostModelError as err:
-        summary, notes = None, notes + [f"  predicted cost: not available: {err}"]
-    if args.json:
-        if summary is None:
-            return _bad_input(notes[-1].strip())
-        print(json.dumps({"spec": str(args.spec), "sweep": spec.name, "workers": workers, **summary},
-                         indent=1, sort_keys=True))
-        return 0
-    print(f"{args.spec}: valid sweep {spec.name!r}")
-    print(f"  lattice sizes {list(spec.lattice_sizes)}, {len(spec.temperatures)} temperatures "
-          f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
-    print(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
-          f"{plan.count('flow')} flow)" + (f"; {len(done)} already done in {args.out}" if args.out else ""))
-    for line in notes + (forecast.estimate_lines(plan, summary, workers) if summary else []):
-        print(line)
-    by_id = plan.by_id()
-    est = {t.id: resources.task_estimate(t, by_id) for t in plan}
-    big = max(plan, key=lambda t: est[t.id].memory_bytes)
-    print(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} L={big.L}"
-          f"{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
-          f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
-    here = resources.machine(None)
-    for problem in resources.check(plan, list(plan), 1, here):
-        print(f"  warning: on this machine, {problem}")
+    lines, problem = validate_report(spec, args.spec, args.out, args.backend, args.workers, args.json)
+    if problem:
+        return _bad_input(problem)
+    print("\n".join(lines))
     return 0
 
 

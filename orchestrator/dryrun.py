@@ -1,5 +1,6 @@
 """``rgsweep run SPEC --dry-run``: what a run would do, against what OUT already holds, writing
-nothing (no lock, no records, no migration).
+nothing (no lock, no records, no migration); and ``rgsweep validate``'s report, which is the same
+forecast for a spec alone.
 
 Every task of the plan is *done* (its manifest is in OUT) or *new*; every committed task of OUT
 that the plan does not contain is *stale* (a result of an earlier spec or code version: kept on
@@ -12,15 +13,16 @@ checked by listing only; ``rgsweep run`` verifies sizes and SHA-256 before it sk
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
-from . import forecast
+from . import forecast, resources
 from .costs import CostModelError
-from .plan import Plan
+from .plan import Plan, make_plan
 from .resources import fmt_bytes, machine, task_estimate
 from .store import Store
 
-__all__ = ["dry_run", "task_states"]
+__all__ = ["dry_run", "task_states", "validate_report"]
 
 
 def task_states(plan: Plan, store: Store) -> tuple[dict[str, str], Counter]:
@@ -67,3 +69,41 @@ def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ra
         plan, forecast.forecast(plan, n, done, backend=backend), n)
     lines.append("  `rgsweep status OUT` lists the tasks one by one")
     return lines
+
+
+def validate_report(spec, spec_path, out_dir: str | None, backend: str, workers_arg: int | None,
+                    as_json: bool) -> tuple[list[str], str | None]:
+    """What ``rgsweep validate`` prints (or its JSON object), or a one-line problem."""
+    plan = make_plan(spec)
+    out: list[str] = []
+    done: set[str] = set()
+    notes = []
+    if out_dir is not None:
+        store = Store(out_dir)
+        if not store.exists() or store.read_json("sweep.json") is None:
+            notes.append(f"  note: {out_dir} is not an rgsweep output folder yet: every task counts as new")
+        done = {tid for tid, state in task_states(plan, store)[0].items() if state == "done"}
+    workers = forecast.worker_counts(backend, workers_arg, resources.machine(None).cores)
+    try:
+        summary = forecast.forecast(plan, workers, done, backend=backend)
+    except CostModelError as err:
+        summary, notes = None, notes + [f"  predicted cost: not available: {err}"]
+    if as_json:
+        if summary is None:
+            return [], notes[-1].strip()
+        return [json.dumps({"spec": str(spec_path), "sweep": spec.name, "workers": workers, **summary},
+                           indent=1, sort_keys=True)], None
+    out.append(f"{spec_path}: valid sweep {spec.name!r}")
+    out.append(f"  lattice sizes {list(spec.lattice_sizes)}, {len(spec.temperatures)} temperatures "
+               f"in [{min(spec.temperatures):g}, {max(spec.temperatures):g}]")
+    out.append(f"  tasks: {len(plan)} ({plan.count('sample')} sampling, {plan.count('train')} training, "
+               f"{plan.count('flow')} flow)" + (f"; {len(done)} already done in {out_dir}" if out_dir else ""))
+    out += notes + (forecast.estimate_lines(plan, summary, workers) if summary else [])
+    by_id = plan.by_id()
+    est = {t.id: resources.task_estimate(t, by_id) for t in plan}
+    big = max(plan, key=lambda t: est[t.id].memory_bytes)
+    out.append(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} "
+               f"L={big.L}{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
+               f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
+    out += [f"  warning: on this machine, {p}" for p in resources.check(plan, list(plan), 1, machine(None))]
+    return out, None
