@@ -2,6 +2,7 @@
 
 >>> import rgsweep
 >>> spec = rgsweep.validate("sweeps/quick.toml")            # SpecError naming every broken rule
+>>> rgsweep.forecast(spec, workers=64)["critical_path_s"]    # the cost model's prediction
 >>> summary = rgsweep.run(spec, out="results/quick", backend="process", workers=2)
 >>> ds = rgsweep.load(summary.out)                           # tables as pandas DataFrames
 >>> ds.ising[["L", "T", "e", "e_err"]]
@@ -31,7 +32,7 @@ from orchestrator.runner import (Interrupted, ResourceError, RunSummary, argumen
 from orchestrator.spec import SpecError, SweepSpec, load_spec, parse_spec
 from orchestrator.store import LockError
 
-__all__ = ["run", "validate", "plan", "load", "report", "SweepSpec", "RunSummary", "Dataset", "Plan",
+__all__ = ["run", "validate", "plan", "forecast", "load", "report", "SweepSpec", "RunSummary", "Dataset", "Plan",
            "SpecError", "ResourceError", "LockError", "Interrupted", "__version__"]
 
 
@@ -82,6 +83,26 @@ def run(spec: str | os.PathLike | dict | SweepSpec, out: str | os.PathLike | Non
     finally:
         if progress:
             callbacks.close()
+
+
+def forecast(spec: str | os.PathLike | dict | SweepSpec, workers: int | None = None,
+             out: str | os.PathLike | None = None, backend: str = "ray") -> dict:
+    """What ``rgsweep validate SPEC --workers N --json`` prints, as a dict: ``tasks``,
+    ``core_seconds``, ``core_hours``, ``by_kind``, ``peak_memory_bytes`` (the largest task),
+    ``critical_path_s``, ``predicted_wall_s`` (by worker count, as strings: 2 and ``workers``,
+    default all cores), ``disk_bytes``. With ``out``, the tasks already done there count for
+    nothing. Raises :class:`orchestrator.costs.CostModelError` without a cost model."""
+    from orchestrator import forecast as _forecast
+    from orchestrator.dryrun import task_states
+    from orchestrator.resources import machine
+    from orchestrator.store import Store
+
+    the_plan = plan(spec)
+    done = set()
+    if out is not None:
+        done = {t for t, state in task_states(the_plan, Store(str(out)))[0].items() if state == "done"}
+    counts = _forecast.worker_counts(backend, workers, machine(None).cores)
+    return _forecast.forecast(the_plan, counts, done, backend=backend)
 
 
 def load(out: str | os.PathLike) -> Dataset:

@@ -42,4 +42,7 @@ def test_run_load_and_plan_match_the_command_line(tmp_path, capsys):
             .equals(cli.drop(columns=["wall_s", "flips_per_ns"]).sort_values("T").reset_index(drop=True)))
     again = rgsweep.run(SPEC, out=tmp_path / "api", backend="serial", progress=True)
     assert (again.run, again.skipped) == (0, 2)  # resumed: nothing to do
+    ahead = rgsweep.forecast(SPEC, workers=8)
+    assert ahead["tasks"] == 2 and set(ahead["predicted_wall_s"]) == {"2", "8"} and ahead["core_seconds"] > 0
+    assert rgsweep.forecast(SPEC, out=summary.out)["tasks"] == 0  # everything is done there
     assert rgsweep.load(summary.out).configurations(4, T=3.0).shape == (40, 4, 4)
