@@ -67,8 +67,9 @@ def _spec(name: str, body: dict, quick: bool):
     return parse_spec(raw)
 
 
-def calibrate(root: str, quick: bool = False) -> list:
-    """Run the design under ``root`` on every core; the measured rows of every task."""
+def calibrate(root: str, quick: bool = False, walls: dict | None = None) -> list:
+    """Run the design under ``root`` on every core; the measured rows of every task (and, into
+    ``walls``, each design sweep's end-to-end wall seconds)."""
     from orchestrator.forecast import measured_costs
     from orchestrator.runner import run_sweep
 
@@ -76,9 +77,32 @@ def calibrate(root: str, quick: bool = False) -> list:
     design = DESIGN[:2] if quick else DESIGN
     for name, body in design:
         out = os.path.join(root, name)
-        run_sweep(_spec(name, body, quick), out, backend="process", workers=os.cpu_count(), check=False)
+        summary = run_sweep(_spec(name, body, quick), out, backend="process", workers=os.cpu_count(), check=False)
+        if walls is not None:
+            walls[name] = summary.wall_s
         rows += measured_costs(out)
     return rows
+
+
+def _forecast_records(model: dict) -> list[dict]:
+    """The shipped specs as the model predicts them: core-hours, critical path, wall time on 2
+    and 64 workers (the figures the main job's targets are about)."""
+    from pathlib import Path
+
+    from orchestrator.forecast import forecast
+    from orchestrator.plan import make_plan
+    from orchestrator.spec import load_spec
+
+    out = []
+    root = Path(__file__).resolve().parents[1] / "sweeps"
+    for path in sorted(root.glob("*.toml")):
+        f = forecast(make_plan(load_spec(path)), [2, 64], model=model)
+        params = {"set": f"{path.stem}, forecast"}
+        out += [record("sweep", "rgsweep", params, "core_hours", "h", [f["core_hours"]]),
+                record("sweep", "rgsweep", params, "critical_path", "s", [f["critical_path_s"]]),
+                record("sweep", "rgsweep", params, "wall_2_workers", "s", [f["predicted_wall_s"]["2"]]),
+                record("sweep", "rgsweep", params, "wall_64_workers", "s", [f["predicted_wall_s"]["64"]])]
+    return out
 
 
 #: Phases measured directly at the paper's largest sizes, where a whole task would take too long:
@@ -193,8 +217,9 @@ def suite_sweep(quick: bool, save_model: str | None = None, measured: list[str] 
     from orchestrator.forecast import compare, measured_costs
 
     runs = {out: measured_costs(out) for out in measured}  # a wrong folder fails before the work
+    walls: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="rgsweep-calibrate-") as root:
-        rows = calibrate(root, quick)
+        rows = calibrate(root, quick, walls)
     fresh = fit_model(rows, _large_rows(quick))
     if save_model and quick:
         note("--quick: the shrunk design does not cover every phase; the cost model is not saved")
@@ -204,6 +229,10 @@ def suite_sweep(quick: bool, save_model: str | None = None, measured: list[str] 
         os.replace(save_model + ".tmp", save_model)
         note(f"cost model written to {save_model}")
     records = _records("design, fresh fit", compare(rows, fresh))
+    cores = os.cpu_count() or 1
+    for name, wall in walls.items():  # end to end, on every core: start-up, tasks, writes
+        records.append(record("sweep", "rgsweep", {"set": f"design {name}", "workers": cores},
+                              "end_to_end_wall", "s", [wall]))
     try:
         stored = load_model(MODEL_PATH)
     except CostModelError as err:
@@ -218,4 +247,5 @@ def suite_sweep(quick: bool, save_model: str | None = None, measured: list[str] 
         for label, model in (("stored model", stored), ("fresh fit", fresh)):
             if model is not None and found:
                 records += _records(f"{os.path.basename(os.path.normpath(out))}, {label}", compare(found, model))
+    records += _forecast_records(fresh if quick or stored is None else stored)
     return records
