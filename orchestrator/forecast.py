@@ -66,6 +66,7 @@ def simulate_wall(plan: Plan, seconds: dict[str, float], workers: int, done: set
     """Makespan of the tasks not in ``done`` on ``workers`` workers, scheduled as the driver does
     (ready tasks by ``priority``, default their :func:`ranks`; ties first in, first out)."""
     todo = [t for t in plan if t.id not in done]
+    workers = max(1, int(workers))
     priority = ranks(todo, seconds) if priority is None else priority
     waiting = {t.id: {d for d in t.deps if d not in done} for t in todo}
     children: dict[str, list[Task]] = {}
