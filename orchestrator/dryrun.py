@@ -105,5 +105,6 @@ def validate_report(spec, spec_path, out_dir: str | None, backend: str, workers_
     out.append(f"  largest task: ~{resources.fmt_bytes(est[big.id].memory_bytes)} of memory ({big.kind} "
                f"L={big.L}{'' if big.kind == 'flow' else f' T={big.T:g}'}); results: "
                f"~{resources.fmt_bytes(sum(e.disk_bytes for e in est.values()))} on disk")
-    out += [f"  warning: on this machine, {p}" for p in resources.check(plan, list(plan), 1, machine(None))]
+    here = resources.machine(None)  # looked up at call time (tests replace it)
+    out += [f"  warning: on this machine, {p}" for p in resources.check(plan, list(plan), 1, here)]
     return out, None
