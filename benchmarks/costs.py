@@ -162,11 +162,11 @@ def _measure_large(quick: bool) -> list[tuple[str, dict, float]]:
 
 def _phase_targets(task, cost) -> dict[str, float]:
     """Measured CPU seconds per phase model of one task (unlisted phases: the kind's "rest")."""
-    from orchestrator.costs import PHASE_MODEL
+    from orchestrator.costs import PHASE_MODEL, model_key
 
     out: dict[str, float] = {}
     for phase, seconds in cost.get("phases", {}).items():
-        name = PHASE_MODEL.get((task.kind, phase), f"{task.kind}.rest")
+        name = model_key(task.kind, PHASE_MODEL.get((task.kind, phase), "rest"))
         out[name] = out.get(name, 0.0) + seconds
     return out
 
@@ -176,13 +176,13 @@ def fit_model(rows, direct=()) -> dict:
     directly measured phases (``direct``: (model, features, seconds))."""
     from scipy.optimize import nnls
 
-    from orchestrator.costs import features
+    from orchestrator.costs import features, model_key
 
     samples: dict[str, list[tuple[dict, float]]] = {}
     for task, cost, by_id in rows:
         targets = _phase_targets(task, cost)
         for name, feats in features(task, by_id).items():
-            key = f"{task.kind}.rest" if name == "rest" else name
+            key = model_key(task.kind, name)
             samples.setdefault(key, []).append((feats, targets.get(key, 0.0)))
     for key, feats, seconds in direct:
         samples.setdefault(key, []).append((feats, seconds))

@@ -29,7 +29,7 @@ from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choo
 from .plan import Task
 
 __all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_features", "gibbs_features", "predict", "predict_phases", "load_model",
-           "sample_schedule", "checkpoint_count", "lnz_method", "CostModelError"]
+           "model_key", "sample_schedule", "checkpoint_count", "lnz_method", "CostModelError"]
 
 MODEL_PATH = Path(__file__).with_name("cost_model.json")
 #: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
@@ -49,6 +49,12 @@ PHASE_MODEL = {
     ("train", "alignment"): "alignment", ("flow", "alignment"): "alignment",
     ("flow", "blockspin"): "blockspin",
 }
+
+
+def model_key(kind: str, name: str) -> str:
+    """The coefficient table of a phase model: "<kind>.rest" for a kind's unnamed phases, the
+    model's own name otherwise (shared by the kinds that run the same code)."""
+    return f"{kind}.rest" if name == "rest" else name
 
 
 def sample_schedule(config) -> dict:
@@ -212,7 +218,7 @@ def predict_phases(task: Task, by_id: dict[str, Task], model: dict | None = None
     coef = (model or load_model())["coefficients"]  # a feature without a coefficient counts 0
     out = {}
     for name, feats in features(task, by_id).items():
-        kind_coef = coef.get(f"{task.kind}.{name}", coef.get(name, {}))
+        kind_coef = coef.get(model_key(task.kind, name), {})
         out[name] = sum(kind_coef.get(f, 0.0) * x for f, x in feats.items())
     return out
 

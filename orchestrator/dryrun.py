@@ -22,7 +22,7 @@ from .plan import Plan, make_plan
 from .resources import fmt_bytes, machine, task_estimate
 from .store import Store
 
-__all__ = ["dry_run", "task_states", "validate_report"]
+__all__ = ["dry_run", "done_ids", "task_states", "validate_report"]
 
 
 def task_states(plan: Plan, store: Store) -> tuple[dict[str, str], Counter]:
@@ -33,12 +33,17 @@ def task_states(plan: Plan, store: Store) -> tuple[dict[str, str], Counter]:
     return states, stale
 
 
+def done_ids(plan: Plan, store: Store) -> set[str]:
+    """The plan's tasks whose manifests OUT holds."""
+    return {tid for tid, state in task_states(plan, store)[0].items() if state == "done"}
+
+
 def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ray") -> list[str]:
     """The lines ``--dry-run`` prints (wall time predicted on ``workers``, default all cores)."""
     store = Store(out)
     states, stale = task_states(plan, store)
     try:
-        seconds, problem = forecast.task_seconds(plan), None
+        seconds, problem = forecast.task_seconds(plan), None  # once: the column and the forecast
     except CostModelError as err:
         seconds, problem = {}, f"  predicted cost: not available: {err}"
     by_id = plan.by_id()
@@ -66,7 +71,7 @@ def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ra
     done = {tid for tid, state in states.items() if state == "done"}
     n = forecast.worker_counts(backend, workers, machine(None).cores)
     lines += [problem] if problem else forecast.estimate_lines(
-        plan, forecast.forecast(plan, n, done, backend=backend), n)
+        plan, forecast.forecast(plan, n, done, backend=backend, seconds=seconds), n)
     lines.append("  `rgsweep status OUT` lists the tasks one by one")
     return lines
 
@@ -82,7 +87,7 @@ def validate_report(spec, spec_path, out_dir: str | None, backend: str, workers_
         store = Store(out_dir)
         if not store.exists() or store.read_json("sweep.json") is None:
             notes.append(f"  note: {out_dir} is not an rgsweep output folder yet: every task counts as new")
-        done = {tid for tid, state in task_states(plan, store)[0].items() if state == "done"}
+        done = done_ids(plan, store)
     workers = forecast.worker_counts(backend, workers_arg, resources.machine(None).cores)
     try:
         summary = forecast.forecast(plan, workers, done, backend=backend)

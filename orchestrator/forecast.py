@@ -39,12 +39,13 @@ def task_seconds(plan: Plan, model: dict | None = None) -> dict[str, float]:
     return {t.id: predict(t, by_id, model) for t in plan}
 
 
-def critical_path(plan: Plan, seconds: dict[str, float], done: set[str] = frozenset()) -> float:
-    """The longest chain of dependent tasks still to run, in seconds."""
+def critical_path(plan, seconds: dict[str, float], done: set[str] = frozenset()) -> float:
+    """The longest chain of dependent tasks still to run, in seconds (``plan``: tasks in
+    dependency order; a task without a prediction counts 0)."""
     finish: dict[str, float] = {}
     for task in plan:  # plan order is dependency order
         start = max((finish.get(d, 0.0) for d in task.deps), default=0.0)
-        finish[task.id] = start + (0.0 if task.id in done else seconds[task.id])
+        finish[task.id] = start + (0.0 if task.id in done else seconds.get(task.id, 0.0))
     return max(finish.values(), default=0.0)
 
 
@@ -100,9 +101,10 @@ def simulate_wall(plan: Plan, seconds: dict[str, float], workers: int, done: set
 
 
 def forecast(plan: Plan, workers: list[int], done: set[str] = frozenset(), backend: str = "ray",
-             model: dict | None = None) -> dict:
-    """What running the plan's tasks not in ``done`` would cost: a JSON-ready summary."""
-    seconds = task_seconds(plan, model)
+             model: dict | None = None, seconds: dict[str, float] | None = None) -> dict:
+    """What running the plan's tasks not in ``done`` would cost: a JSON-ready summary
+    (``seconds``: the tasks' predictions, if already made with ``model``)."""
+    seconds = task_seconds(plan, model) if seconds is None else seconds
     by_id = plan.by_id()
     todo = [t for t in plan if t.id not in done]
     by_kind: dict[str, dict] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .forecast import duration
+from .forecast import critical_path, duration
 from .scheduler import Callbacks
 
 __all__ = ["Progress", "EVERY_S"]
@@ -55,7 +55,9 @@ class Progress(Callbacks):
             return
         what = {"ray": f"joining Ray at {self.address}" if self.address else "starting Ray on loopback",
                 "process": "starting the worker processes", "serial": "loading"}.get(self.backend, "starting")
-        cost = f" (about {duration(self.work_total)} of CPU by the cost model)".replace("about under", "under") if self.work_total else ""
+        cost = ""
+        if self.work_total:
+            cost = f" ({'' if self.work_total < 1 else 'about '}{duration(self.work_total)} of CPU by the cost model)"
         self._say(f"{n_to_run} task(s) to run{cost}; {what} and compiling the kernels (cached after the "
                   "first run) ...")
 
@@ -78,11 +80,8 @@ class Progress(Callbacks):
         if self.work_done <= 0 or now <= self.t_ready:
             return None
         rate = self.work_done / (now - self.t_ready)  # predicted core-seconds finished per second
-        finish: dict[str, float] = {}
-        for task in self.tasks:  # in dependency order
-            start = max((finish.get(d, 0.0) for d in task.deps), default=0.0)
-            finish[task.id] = start + (0.0 if task.id in self.finished_ids else self.predicted.get(task.id, 0.0))
-        return max(max(self.work_total - self.work_done, 0.0) / rate, max(finish.values(), default=0.0))
+        return max(max(self.work_total - self.work_done, 0.0) / rate,
+                   critical_path(self.tasks, self.predicted, self.finished_ids))
 
     def finished(self, task, ok: bool) -> None:
         self.count += 1

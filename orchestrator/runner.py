@@ -26,9 +26,8 @@ from contract.schemas import SCHEMA_VERSION, SCHEMAS
 
 from . import __version__, resources
 from .backends import BACKENDS, make_backend
-from .costs import load_model, predict
 from .execute import PAYLOAD_TABLES, Outcome
-from .forecast import ranks
+from .forecast import ranks, task_seconds
 from .migrate import migrate_layout
 from .plan import Plan, Task, make_plan
 from .scheduler import Backend, Callbacks, Scheduler
@@ -239,8 +238,8 @@ def _predicted(plan: Plan, todo: list[Task]) -> dict[str, float]:
     """Predicted core-seconds of the tasks to run, for the progress ETA (empty if the cost model
     cannot be read: progress then counts tasks)."""
     try:
-        model, by_id = load_model(), plan.by_id()
-        return {t.id: predict(t, by_id, model) for t in todo}
+        seconds = task_seconds(plan)
+        return {t.id: seconds[t.id] for t in todo}
     except Exception:  # noqa: BLE001 - a broken cost model must never stop a run
         return {}
 

@@ -93,14 +93,14 @@ def forecast(spec: str | os.PathLike | dict | SweepSpec, workers: int | None = N
     default all cores), ``disk_bytes``. With ``out``, the tasks already done there count for
     nothing. Raises :class:`orchestrator.costs.CostModelError` without a cost model."""
     from orchestrator import forecast as _forecast
-    from orchestrator.dryrun import task_states
+    from orchestrator.dryrun import done_ids
     from orchestrator.resources import machine
     from orchestrator.store import Store
 
     the_plan = plan(spec)
     done = set()
     if out is not None:
-        done = {t for t, state in task_states(the_plan, Store(str(out)))[0].items() if state == "done"}
+        done = done_ids(the_plan, Store(str(out)))
     counts = _forecast.worker_counts(backend, workers, machine(None).cores)
     return _forecast.forecast(the_plan, counts, done, backend=backend)
 
