@@ -29,12 +29,13 @@ from numba.extending import intrinsic
 
 from workers.ising.rng import XORSHIFT_A, XORSHIFT_B, XORSHIFT_C, GOLDEN
 
-__all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array"]
+__all__ = ["LANES", "make_lanes", "words_per_row", "sigmoid32", "is_spin_array", "exp32", "fill_words"]
 
 # The kernels (flip_rows, gather_rows, hidden_kernel, visible_kernel, update_parameters,
-# update_centered, running_mean) take float32 C-contiguous buffers that workers.rbm.gibbs and
-# workers.rbm.training allocate; the exp's rounding trick is exact in float32 only, so nothing
-# outside the RBM room calls them.
+# update_centered, running_mean) take float32 C-contiguous buffers that workers.rbm.gibbs,
+# workers.rbm.training and workers.rbm.ais allocate (ais also inlines exp32 and fill_words in its
+# own kernels); the exp's rounding trick is exact in float32 only, so nothing outside the RBM
+# room calls them.
 
 LANES = 32
 _U8 = np.uint32(8)
@@ -73,7 +74,7 @@ def _as_float32(typingctx, bits):
 
 
 @njit(inline="always", error_model="numpy")
-def _exp(z):
+def exp32(z):
     """exp(z) for float32 z in [-87, 87] (clamped), Cephes expf, about 1 ulp."""
     z = min(max(z, -_XMAX), _XMAX)
     n = (z * _LOG2E + _MAGIC) - _MAGIC
@@ -84,7 +85,7 @@ def _exp(z):
 
 @njit(inline="always", error_model="numpy")
 def _sigmoid(x):
-    return _ONE / (_ONE + _exp(-x))
+    return _ONE / (_ONE + exp32(-x))
 
 
 @njit(cache=True, error_model="numpy")
@@ -118,7 +119,7 @@ def is_spin_array(V):
 
 
 @njit(inline="always", error_model="numpy")
-def _fill(lanes, words, n_words):
+def fill_words(lanes, words, n_words):
     """Advance every lane n_words // LANES times, writing the outputs block by block."""
     s0 = lanes[0]
     s1 = lanes[1]
@@ -159,7 +160,7 @@ def hidden_kernel(pre, b, sign, h, sample, lanes, words, colsum):
     colsum[:] = 0.0
     for r in range(m):
         if sample:
-            _fill(lanes, words, n_words)
+            fill_words(lanes, words, n_words)
             for j in range(n):
                 p = _sigmoid(pre[r, j] + b[j])
                 u = np.float32(np.int32(halves[j] >> _U8)) * _TWO_M24
@@ -184,10 +185,10 @@ def visible_kernel(pre, a, v, lanes, words, colsum):
     halves = words.view(np.uint32)
     colsum[:] = 0.0
     for r in range(m):
-        _fill(lanes, words, n_words)
+        fill_words(lanes, words, n_words)
         for j in range(n):
             # u < sigmoid(y) = 1 / (1 + exp(-y)), without the division
-            e = _exp(-_TWO * (pre[r, j] + a[j]))
+            e = exp32(-_TWO * (pre[r, j] + a[j]))
             u = np.float32(np.int32(halves[j] >> _U8)) * _TWO_M24
             x = _ONE if u + u * e < _ONE else -_ONE
             v[r, j] = x

@@ -6,20 +6,19 @@ E(v,h) = -a.v - b.h - v^T W h. Summing either layer out analytically,
     ln Z = logsumexp_h [ b.h + sum_i log(2 cosh(a_i + (W h)_i)) ]          (enumerate h)
          = logsumexp_v [ a.v + sum_j log(1 + exp(b_j + (v^T W)_j)) ]       (enumerate v, = -F(v))
 
-so exact evaluation costs 2^min(n_v, n_h) terms. Larger models use annealed importance
-sampling (Neal 2001; Salakhutdinov & Murray 2008). Everything is float64.
+so exact evaluation costs 2^min(n_v, n_h) terms (float64). Larger models use annealed importance
+sampling (Neal 2001; Salakhutdinov & Murray 2008) in float32 kernels (:mod:`workers.rbm.ais`).
 """
 
 import numpy as np
 from scipy.special import logsumexp
 
 from contract.constants import LOG_PARTITION
+from workers.rbm.ais import ais
 from workers.rbm.kernels import is_spin_array
 
 __all__ = ["rbm_free_energy", "log_partition", "log_partition_exact", "log_partition_bruteforce",
            "log_partition_ais", "visible_bias_from_data"]
-
-_LN2 = np.log(2.0)
 
 
 def rbm_free_energy(V, W, a, b):
@@ -162,77 +161,24 @@ def visible_bias_from_data(V, pseudo_count=1.0):
     return 0.5 * (np.log(p) - np.log1p(-p))
 
 
-def _ais_log_weights(W, a, b, a0, betas, n, rng):
-    """Log importance weights of n independent AIS chains (Neal 2001).
+def log_partition_ais(W, a, b, rng, data=None, **options):
+    """ln Z of an RBM by annealed importance sampling (:func:`workers.rbm.ais.ais`).
 
-    Intermediate k is the RBM (beta_k W, (1 - beta_k) a0 + beta_k a, beta_k b), whose
-    unnormalised marginal is log p_k*(v) = ((1-beta_k) a0 + beta_k a).v
-    + sum_j log(1 + exp(beta_k x_j)), x = b + v^T W. At beta = 0 this is the base-rate model
-    a0 (hidden units free: Z_0 = 2^n_h prod_i 2 cosh a0_i), at beta = 1 the target.
-    """
-    n_v, n_h = W.shape
-    v = np.where(rng.random((n, n_v)) < 0.5 * (1.0 + np.tanh(a0)), 1.0, -1.0)
-    log_w = np.zeros(n)
-    da = a - a0
-    x = v @ W + b
-    for k in range(1, len(betas)):
-        beta, beta_prev = betas[k], betas[k - 1]
-        log_w += (beta - beta_prev) * (v @ da)
-        log_w += (np.logaddexp(0.0, beta * x) - np.logaddexp(0.0, beta_prev * x)).sum(axis=1)
-        if k == len(betas) - 1:
-            break
-        # one block-Gibbs step that leaves p_k invariant
-        h = (rng.random((n, n_h)) < 0.5 * (1.0 + np.tanh(0.5 * beta * x))).astype(np.float64)
-        field = beta * (h @ W.T) + (1.0 - beta) * a0 + beta * a
-        v = np.where(rng.random((n, n_v)) < 0.5 * (1.0 + np.tanh(field)), 1.0, -1.0)
-        x = v @ W + b
-    return log_w
-
-
-def log_partition_ais(W, a, b, rng, data=None, n_runs=40, n_chains=4, n_betas=1000):
-    """ln Z of an RBM by annealed importance sampling (Salakhutdinov & Murray 2008).
-
-    The base model has W = 0, b = 0 and visible biases a0 fitted to ``data``
-    (:func:`visible_bias_from_data`, pseudo-count 1), or a0 = 0 if data is None.
-    n_betas inverse temperatures 0 = beta_0 < ... < beta_K = 1 (linear) interpolate the
-    energy; each intermediate RBM (beta W, (1 - beta) a0 + beta a, beta b) is sampled by one
-    block-Gibbs step.
-
-    Parameters
-    ----------
-    W : array (n_visible, n_hidden); a : array (n_visible,); b : array (n_hidden,).
-    rng : numpy.random.Generator
-    data : array (n, n_visible) of +-1 or None
-    n_runs, n_chains, n_betas : int
-        n_runs independent estimates, each from n_chains chains; n_betas >= 2.
+    The base model has W = 0, b = 0 and visible biases fitted to ``data``
+    (:func:`visible_bias_from_data`, pseudo-count 1), or 0 if data is None. ``options`` go to
+    :func:`workers.rbm.ais.ais` (n_chains, start_steps, max_steps, flip_moves).
 
     Returns
     -------
-    lnZ : float
-        ln Z_0 + log mean of all n_runs * n_chains importance weights (the pooled estimate,
-        which has the smallest bias of the log of a mean).
-    err : float
-        Standard error std(r_1, ..., r_R, ddof=1) / sqrt(R), where r_i = ln Z_0 + log mean of
-        the weights of run i. To first order in the weights' relative spread this is the
-        standard deviation of the pooled lnZ. (lnZ - true) / err is roughly Student-t with
-        n_runs - 1 degrees of freedom, hence many small runs rather than a few large ones.
-        Like every AIS error bar it cannot see modes no chain reached, so it is a lower
-        bound when the annealing is too short.
+    (lnZ, err) : (float, float); err is NaN when no run converged (the estimate is then a
+    stochastic lower bound of ln Z).
     """
     W, a, b = _params64(W, a, b)
-    n_v, n_h = W.shape
-    if n_runs < 2 or n_chains < 1 or n_betas < 2:
-        raise ValueError(f"need n_runs >= 2, n_chains >= 1, n_betas >= 2; got "
-                         f"{n_runs}, {n_chains}, {n_betas}")
-    a0 = np.zeros(n_v) if data is None else visible_bias_from_data(data)
-    if a0.shape != (n_v,):
-        raise ValueError(f"data must have {n_v} columns, got {a0.shape[0]}")
-    log_z0 = n_h * _LN2 + np.logaddexp(a0, -a0).sum()
-    betas = np.linspace(0.0, 1.0, int(n_betas))
-    log_w = _ais_log_weights(W, a, b, a0, betas, n_runs * n_chains, rng).reshape(n_runs, n_chains)
-    runs = log_z0 + logsumexp(log_w, axis=1) - np.log(n_chains)
-    ln_z = log_z0 + logsumexp(log_w) - np.log(log_w.size)
-    return float(ln_z), float(np.std(runs, ddof=1) / np.sqrt(n_runs))
+    a0 = np.zeros(W.shape[0]) if data is None else visible_bias_from_data(data)
+    if a0.shape != (W.shape[0],):
+        raise ValueError(f"data must have {W.shape[0]} columns, got {a0.shape[0]}")
+    result = ais(W, a, b, a0, rng, **options)
+    return result.lnZ, result.err
 
 
 def log_partition(W, a, b, method="auto", rng=None, data=None, max_units=20):
@@ -249,7 +195,8 @@ def log_partition(W, a, b, method="auto", rng=None, data=None, max_units=20):
 
     Returns
     -------
-    (lnZ, err, method_used) : (float, float, str); err = 0.0 for "exact".
+    (lnZ, err, method_used) : (float, float, str); err = 0.0 for "exact", NaN for an AIS
+    estimate that did not converge.
     """
     if method not in LOG_PARTITION:
         raise ValueError(f"log_partition method must be 'auto', 'exact' or 'ais', got {method!r}")
