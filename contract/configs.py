@@ -16,11 +16,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from .constants import ALGORITHMS, CODE_VERSIONS, LOG_PARTITION, LR_SCHEDULES, METHODS, RBM_INITS
+from .constants import AIS_VERSION, ALGORITHMS, CODE_VERSIONS, LOG_PARTITION, LR_SCHEDULES, METHODS, RBM_INITS
 from .schemas import SCHEMA_VERSION
 
 __all__ = ["SampleConfig", "TrainConfig", "FlowConfig", "CONFIGS", "config_from_json", "canonical",
-           "task_id", "spawn_key"]
+           "task_id", "spawn_key", "lnz_method"]
 
 
 def canonical(obj: Any) -> str:
@@ -33,7 +33,17 @@ def task_id(kind: str, config: dict) -> str:
     doc = {"kind": kind, "config": config, "schema": SCHEMA_VERSION}
     if CODE_VERSIONS.get(kind, 1) != 1:
         doc["code"] = CODE_VERSIONS[kind]
+    if kind == "train" and lnz_method(config) == "ais":
+        doc["ais"] = AIS_VERSION
     return hashlib.sha256(canonical(doc).encode()).hexdigest()[:16]
+
+
+def lnz_method(config) -> str:
+    """"exact" or "ais": how a training config's ln Z_RBM is computed (a TrainConfig or its dict)."""
+    get = config.get if isinstance(config, dict) else lambda name: getattr(config, name)
+    if get("log_partition") != "auto":
+        return get("log_partition")
+    return "exact" if min(get("n_visible"), get("n_hidden")) <= get("max_exact_units") else "ais"
 
 
 def spawn_key(tid: str) -> tuple[int, ...]:

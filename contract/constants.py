@@ -6,7 +6,7 @@ J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
 
 import math
 
-__all__ = ["TC", "CODE_VERSIONS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
+__all__ = ["TC", "CODE_VERSIONS", "AIS_VERSION", "AIS_CHAINS", "AIS_START_STEPS", "AIS_MAX_STEPS", "AIS_MAX_MADD", "ais_max_steps", "ais_runs", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
            "RBM_INITS", "N_REPLICAS"]
 
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
@@ -32,3 +32,26 @@ RBM_INITS = ("gaussian", "site")
 #: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
 #: train 4: the ``init`` setting (site-anchored starts) and the new "auto" learning rate.
 CODE_VERSIONS = {"sample": 2, "train": 4, "flow": 3}
+#: Version of the AIS estimator of ln Z_RBM, also hashed into the id of a training task that uses
+#: it (:func:`contract.configs.task_id`), so a new estimator recomputes only those tasks.
+AIS_VERSION = 2
+#: AIS (workers.rbm.ais): chains per run, the first run's steps, the most steps of one run, and
+#: the most multiply-adds of one run (chains x steps x n_visible x n_hidden), which caps the
+#: steps of large RBMs: 1,000 at (4096, 1024), 4,000 at (1024, 1024), 8,000 at an eighth of
+#: (4096, 1024) and below.
+AIS_CHAINS, AIS_START_STEPS, AIS_MAX_STEPS = 32, 500, 8000
+AIS_MAX_MADD = 32 * 1000 * 4096 * 1024
+
+
+def ais_max_steps(n_visible: int, n_hidden: int, chains: int = AIS_CHAINS) -> int:
+    """The most steps of one AIS run of an (n_visible, n_hidden) RBM: :data:`AIS_MAX_STEPS`, or
+    fewer where :data:`AIS_MAX_MADD` binds, but never fewer than two runs' worth."""
+    return max(2 * AIS_START_STEPS, min(AIS_MAX_STEPS, AIS_MAX_MADD // (chains * n_visible * n_hidden)))
+
+
+def ais_runs(start_steps: int = AIS_START_STEPS, max_steps: int = AIS_MAX_STEPS) -> list[int]:
+    """The steps of every run AIS makes when none converges (start, 2 start, ... <= max_steps)."""
+    runs = [start_steps]
+    while 2 * runs[-1] <= max_steps:
+        runs.append(2 * runs[-1])
+    return runs

@@ -22,7 +22,8 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from contract.constants import N_REPLICAS
+from contract.configs import lnz_method
+from contract.constants import AIS_CHAINS, AIS_START_STEPS, N_REPLICAS, ais_max_steps, ais_runs
 from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choose_algorithm, sweep_ns,
                                     tau_sweeps)
 
@@ -34,8 +35,6 @@ __all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_feature
 MODEL_PATH = Path(__file__).with_name("cost_model.json")
 #: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
 MODEL_F_STEPS = 100
-#: AIS: inverse temperatures x chains (workers.rbm.partition.log_partition_ais defaults).
-AIS_BETAS, AIS_CHAINS = 1000, 160
 #: Configurations per temperature the pooled RBM flow follows (workers.tasks.flow).
 RBM_FLOW_CONFIGS = 500
 
@@ -83,13 +82,6 @@ def checkpoint_count(config) -> int:
     return len({0} | {c for c in config.checkpoints if 0 < c <= config.epochs})
 
 
-def lnz_method(config) -> str:
-    """"exact" or "ais", as ``log_partition`` will choose for this training config."""
-    if config.log_partition != "auto":
-        return config.log_partition
-    return "exact" if min(config.n_visible, config.n_hidden) <= config.max_exact_units else "ais"
-
-
 def fit_features(epochs: int, n: int, n_v: int, n_h: int, k: int, batch: int, method: str = "pcd"
                  ) -> dict[str, float]:
     """Work of fitting one RBM: multiply-adds (positive phase, k Gibbs steps, the persistent
@@ -99,11 +91,14 @@ def fit_features(epochs: int, n: int, n_v: int, n_h: int, k: int, batch: int, me
             "fit_batches": epochs * -(-n // batch), "fit_calls": 1.0}
 
 
-def ais_features(calls: int, n_v: int, n_h: int, betas: int = AIS_BETAS, chains: int = AIS_CHAINS
+def ais_features(calls: int, n_v: int, n_h: int, steps: int | None = None, chains: int = AIS_CHAINS
                  ) -> dict[str, float]:
-    """Work of ``calls`` AIS estimates: multiply-adds, elementwise work per unit, annealing steps."""
-    return {"ais_madd": calls * betas * chains * n_v * n_h, "ais_units": calls * betas * chains * (n_v + n_h),
-            "ais_steps": calls * betas, "lnz_calls": calls}
+    """Work of ``calls`` AIS estimates of ``steps`` annealing steps in all (default: every run AIS
+    makes when none converges, as at the largest sizes; a converged estimate costs its runs and
+    one more): multiply-adds, elementwise work per unit, steps, runs."""
+    steps = sum(ais_runs(AIS_START_STEPS, ais_max_steps(n_v, n_h, chains))) if steps is None else steps
+    return {"ais_madd": calls * steps * chains * n_v * n_h, "ais_units": calls * steps * chains * (n_v + n_h),
+            "ais_steps": calls * steps, "lnz_calls": calls}
 
 
 def gibbs_features(draws: int, n_v: int, n_h: int) -> dict[str, float]:
