@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 
 from .common import note, print_table, ratios, write_json
+from .ais import suite_ais
 from .rbm import suite_rbm
 from .samplers import suite_metropolis, suite_multispin, suite_scaling, suite_wolff
 from .costs import suite_sweep
@@ -29,7 +30,7 @@ __all__ = ["SUITES", "run_bench"]
 
 SUITES = {"metropolis": suite_metropolis, "multispin": suite_multispin, "wolff": suite_wolff,
           "rbm": suite_rbm, "orchestration": suite_orchestration, "scaling": suite_scaling,
-          "sweep": suite_sweep}
+          "sweep": suite_sweep, "ais": suite_ais}
 
 
 def run_bench(suites: list[str], quick: bool, json_path: str | None, sweep_options: dict | None = None) -> int:

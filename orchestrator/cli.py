@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = _sub(sub, "bench", "benchmarks against the peers a user would pick instead",
                  "Time the kernels and the orchestration side by side with what a user would use instead,\n"
                  "in one run, and print the ratios (docs/performance.md).")
-    bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm orchestration scaling sweep "
+    bench.add_argument("suites", nargs="*", help="metropolis multispin wolff rbm ais orchestration scaling sweep "
                        "(default: all)")
     bench.add_argument("--save-model", default=None, metavar="PATH",
                        help="sweep: write the fitted cost model here (rgsweep reads orchestrator/cost_model.json "

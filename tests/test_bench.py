@@ -13,7 +13,7 @@ import pytest
 from benchmarks import SUITES, run_bench
 
 KEYS = {"suite", "impl", "params", "metric", "unit", "median", "min", "max", "n"}
-PEERS = {"isingenerator", "ising-rs", "torch", "scikit-learn"}
+PEERS = {"isingenerator", "ising-rs", "torch", "scikit-learn", "numpy-float64"}
 
 
 def test_benchmarks_import_without_numba_or_workers_until_a_suite_runs():
