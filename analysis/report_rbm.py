@@ -15,7 +15,7 @@ from .load import read_table
 from .rbm_signatures import (final_checkpoint, hidden_units_table, signature_features,
                              signature_table, training_stage, transport_speed)
 
-__all__ = ["rbm_section", "flow_section"]
+__all__ = ["rbm_section", "flow_section", "ais_lower_bound_note"]
 
 #: The tables of the training stage.
 RBM_TABLES = ("rbm", "free_energy", "spectra", "rg_alignment", "transport", "rbm_params")
@@ -48,6 +48,9 @@ def rbm_section(out, rep, rng, n_boot):
                   "in the same colour are the null: what a model that knows nothing gives (the same "
                   "RBM at epoch 0, its random initialisation; for block alignment the same weights "
                   "with the lattice sites permuted)."))
+    bound = ais_lower_bound_note(tables["free_energy"])
+    if bound:
+        items.append(("text", bound))
     rbm_rows = tables["rbm"]
     if not rbm_rows.empty and {"e", "mc_e"} <= set(rbm_rows.columns):
         rep.figure(items, "rbm_physics.png", rbm_figures.rbm_physics_figure, rbm_rows,
@@ -89,6 +92,24 @@ def rbm_section(out, rep, rng, n_boot):
     if feats is not None and not feats.empty:
         items.append(("table", "Where each signature peaks or changes fastest, relative to Tc", feats))
     items.append(("table", "Signature curves (final checkpoint), with their nulls", sig))
+
+
+def ais_lower_bound_note(free_energy: pd.DataFrame) -> str:
+    """A sentence on the final checkpoints whose AIS ln Z did not converge (NaN error): their
+    ln Z_RBM, and so their KL per spin, are stochastic lower bounds; "" if there are none."""
+    need = {"lnZ_method", "lnZ_rbm_err", "L", "n_hidden", "task_id", "epoch"}
+    if free_energy.empty or not need <= set(free_energy.columns):
+        return ""
+    final = final_checkpoint(free_energy)
+    ais = final[final["lnZ_method"] == "ais"]
+    open_ = ais[ais["lnZ_rbm_err"].isna()]
+    if open_.empty:
+        return ""
+    sizes = ", ".join(f"L = {L}, n_h = {h}: {len(g)} of {int(((ais['L'] == L) & (ais['n_hidden'] == h)).sum())}"
+                      for (L, h), g in open_.groupby(["L", "n_hidden"]))
+    return ("Annealed importance sampling did not converge for some RBMs (" + sizes + "): their "
+            "ln Z is a stochastic lower bound without an error bar, so their KL per spin is a lower "
+            "bound too, and its error bar (the spread over seeds) does not cover the bias.")
 
 
 def _final_weights(out, rep, rbm):

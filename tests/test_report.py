@@ -232,3 +232,19 @@ def test_numbers_are_value_and_error_in_the_last_digits():
     assert value_error(2.2558, 1e-20) == "2.256 ± 1e-20" and value_error(3e12, 4e10) == "3e+12 ± 4e+10"
     frame = paired(pd.DataFrame({"T": [2.0], "e": [-1.5], "e_err": [0.012], "n": [3]}))
     assert list(frame.columns) == ["T", "e", "n"] and frame["e"].iloc[0] == "-1.500(12)"
+
+
+def test_report_says_which_ais_estimates_are_only_lower_bounds():
+    import pandas as pd
+
+    from analysis.report_rbm import ais_lower_bound_note
+
+    rows = [  # two tasks at L = 64 (one unconverged at its final epoch), one exact at L = 8
+        ("a", 64, 1024, 0, "ais", float("nan")), ("a", 64, 1024, 50, "ais", float("nan")),
+        ("b", 64, 1024, 0, "ais", float("nan")), ("b", 64, 1024, 50, "ais", 0.3),
+        ("c", 8, 16, 50, "exact", 0.0)]
+    fe = pd.DataFrame(rows, columns=["task_id", "L", "n_hidden", "epoch", "lnZ_method", "lnZ_rbm_err"])
+    note = ais_lower_bound_note(fe)
+    assert "L = 64, n_h = 1024: 1 of 2" in note and "lower bound" in note
+    assert ais_lower_bound_note(fe[fe["task_id"] != "a"]) == ""  # epoch 0 alone does not count
+    assert ais_lower_bound_note(pd.DataFrame()) == ""
