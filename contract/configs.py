@@ -20,7 +20,10 @@ from .constants import AIS_VERSION, ALGORITHMS, CODE_VERSIONS, LOG_PARTITION, LR
 from .schemas import SCHEMA_VERSION
 
 __all__ = ["SampleConfig", "TrainConfig", "FlowConfig", "CONFIGS", "config_from_json", "canonical",
-           "task_id", "spawn_key", "lnz_method"]
+           "task_id", "spawn_key", "lnz_method", "FLOW_PARTS"]
+
+#: The parts of a lattice size's flows, each its own task (workers.tasks.flow).
+FLOW_PARTS = ("levels", "pool")
 
 
 def canonical(obj: Any) -> str:
@@ -177,10 +180,19 @@ class TrainConfig(_Config):
 
 @dataclass(frozen=True)
 class FlowConfig(_Config):
-    """The RG flows of one lattice size: its sample tasks (``sources``: (T, id) pairs) and the Monte
-    Carlo curves of the coarse sizes (``curves``: (L', ((T, id), ...)) pairs)."""
+    """One part of the RG flows of one lattice size.
+
+    ``part`` is ``"levels"`` (the block-spin levels and the stacked RBMs of one temperature: one
+    source) or ``"pool"`` (one RBM trained on ``pool_samples`` configurations drawn evenly from
+    every temperature of L, then followed v -> h -> v from each: all of L's sources).
+    ``sources`` are (T, id) pairs of the sample tasks whose configurations the part uses;
+    ``curves`` are (L', ((T, id), ...)) pairs, the Monte Carlo curves it matches temperatures
+    against (L itself first). Settings a part does not use are zero or empty, so that changing
+    them leaves its id alone.
+    """
 
     KIND: ClassVar[str] = "flow"
+    part: str
     L: int
     block: int
     seed: int
@@ -201,14 +213,26 @@ class FlowConfig(_Config):
     sources: tuple[tuple[float, str], ...]
     curves: tuple[tuple[int, tuple[tuple[float, str], ...]], ...]
     block_sizes: tuple[int, ...]
+    pool_samples: int
     kind: str = "flow"  # a field, not only KIND: the flow ids have always hashed it
+
+    @property
+    def T(self) -> float:
+        """The temperature of a ``levels`` part; NaN for the pool, which spans all of L's."""
+        return float(self.sources[0][0]) if self.part == "levels" else float("nan")
 
     def _rules(self):
         return super()._rules() + [
             ("block", _integer(self.block) and self.block >= 2, "an integer >= 2"),
             ("layers", all(_integer(n) and n >= 1 for n in self.layers), "integers >= 1"),
-            ("rbm_flow_steps", _integer(self.rbm_flow_steps) and self.rbm_flow_steps >= 0, "an integer >= 0"),
-            ("rbm_flow_hidden", _integer(self.rbm_flow_hidden) and self.rbm_flow_hidden >= 1, "an integer >= 1"),
+            ("part", self.part in FLOW_PARTS, f"one of {FLOW_PARTS}"),
+            ("layers", (len(self.layers) >= 1) == (self.part == "levels"), "non-empty exactly for the levels part"),
+            ("rbm_flow_steps", _integer(self.rbm_flow_steps) and (self.rbm_flow_steps >= 1) == (self.part == "pool"),
+             ">= 1 for the pool part, 0 for levels"),
+            ("rbm_flow_hidden", _integer(self.rbm_flow_hidden) and (self.rbm_flow_hidden >= 1) == (self.part == "pool"),
+             ">= 1 for the pool part, 0 for levels"),
+            ("pool_samples", _integer(self.pool_samples) and (self.pool_samples >= 1) == (self.part == "pool"),
+             ">= 1 for the pool part, 0 for levels"),
             ("epochs", _integer(self.epochs) and self.epochs >= 1, "an integer >= 1"),
             ("batch_size", _integer(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
             ("learning_rate", _number(self.learning_rate) and self.learning_rate > 0, "a number > 0"),
@@ -223,7 +247,9 @@ class FlowConfig(_Config):
             ("block_sizes", all(_integer(b) and b >= 2 for b in self.block_sizes), "integers >= 2"),
             ("curves", all(len(c) == 2 and all(len(s) == 2 for s in c[1]) for c in self.curves),
              "(L, ((T, id), ...)) pairs"),
-            ("sources", len(self.sources) >= 1 and all(len(s) == 2 for s in self.sources), "(T, id) pairs"),
+            ("sources", len(self.sources) >= 1 and all(len(s) == 2 for s in self.sources)
+             and (len(self.sources) == 1 or self.part == "pool"), "(T, id) pairs, one for the levels part"),
+            ("curves", len(self.curves) >= 1 and self.curves[0][0] == self.L, "led by the curve of L itself"),
             ("kind", self.kind == "flow", '"flow"')]
 
 

@@ -6,7 +6,7 @@ J = k_B = 1 throughout (docs/conventions.md). A task's id hashes its config with
 
 import math
 
-__all__ = ["TC", "CODE_VERSIONS", "AIS_VERSION", "AIS_CHAINS", "AIS_START_STEPS", "AIS_MAX_STEPS", "AIS_MAX_MADD", "ais_max_steps", "ais_runs", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
+__all__ = ["TC", "CODE_VERSIONS", "AIS_VERSION", "AIS_CHAINS", "AIS_START_STEPS", "AIS_MAX_STEPS", "AIS_MAX_MADD", "ais_max_steps", "ais_runs", "RBM_FLOW_CONFIGS", "ALGORITHMS", "CHECKERBOARD", "METHODS", "LOG_PARTITION", "LR_SCHEDULES",
            "RBM_INITS", "N_REPLICAS"]
 
 #: Onsager's critical temperature 2 / ln(1 + sqrt 2) of the square-lattice Ising model.
@@ -14,6 +14,8 @@ TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
 
 #: Independent chains the multi-spin sampler runs at once, one per bit of a 64-bit word.
 N_REPLICAS = 64
+#: Configurations per temperature the pooled RBM's flow follows, v -> h -> v (the first stored).
+RBM_FLOW_CONFIGS = 500
 
 #: The samplers, training methods, partition-function methods and learning-rate schedules.
 ALGORITHMS = ("metropolis", "wolff", "multispin", "auto")
@@ -31,7 +33,8 @@ RBM_INITS = ("gaussian", "site")
 #: sample 2: stored configurations get a fair global sign (``symmetrize``).
 #: train and flow 3: centered PCD with global-flip moves, KL and H_eff errors, permuted nulls.
 #: train 4: the ``init`` setting (site-anchored starts) and the new "auto" learning rate.
-CODE_VERSIONS = {"sample": 2, "train": 4, "flow": 3}
+#: flow 4: one task per part (levels per temperature, the pooled RBM on a subsample), not per L.
+CODE_VERSIONS = {"sample": 2, "train": 4, "flow": 4}
 #: Version of the AIS estimator of ln Z_RBM, also hashed into the id of a training task that uses
 #: it (:func:`contract.configs.task_id`), so a new estimator recomputes only those tasks.
 AIS_VERSION = 2

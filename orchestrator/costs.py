@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from contract.configs import lnz_method
-from contract.constants import AIS_CHAINS, AIS_START_STEPS, N_REPLICAS, ais_max_steps, ais_runs
+from contract.constants import AIS_CHAINS, AIS_START_STEPS, N_REPLICAS, RBM_FLOW_CONFIGS, ais_max_steps, ais_runs
 from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choose_algorithm, sweep_ns,
                                     tau_sweeps)
 
@@ -35,8 +35,6 @@ __all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_feature
 MODEL_PATH = Path(__file__).with_name("cost_model.json")
 #: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
 MODEL_F_STEPS = 100
-#: Configurations per temperature the pooled RBM flow follows (workers.tasks.flow).
-RBM_FLOW_CONFIGS = 500
 
 #: Which fitted model a measured phase of each kind belongs to (phases not listed: "rest").
 PHASE_MODEL = {
@@ -162,26 +160,25 @@ def features(task: Task, by_id: dict[str, Task]) -> dict[str, dict[str, float]]:
             "transport": {"transport_madd": (ck - 1) * (n_v * n_h * n_h + n_h ** 3)},
             "rest": {"train_spins": n * N, "train_params": ck * weights, "train_calls": 1.0},
         }
-    # flow: per source temperature the block-spin levels and a stack of RBMs; one pooled RBM
+    # flow: a levels part has its temperature's block-spin levels and a stack of RBMs; the pool
+    # part one RBM on pool_samples configurations, followed from every temperature
     sizes = [by_id[tid].config.samples if tid in by_id else 0 for _, tid in c.sources]
+    loaded = {"rest": {"flow_spins": sum(sizes) * N, "flow_calls": 1.0}}
+    if c.part == "pool":  # v -> h -> v steps from each T's first configurations, each matched
+        followed = sum(min(n, RBM_FLOW_CONFIGS) for n in sizes)
+        return {**loaded, "fit": fit_features(c.epochs, min(c.pool_samples, sum(sizes)), N, c.rbm_flow_hidden,
+                                              c.k, c.batch_size, c.method),
+                "pool_flow": {"flow_madd": 2 * followed * c.rbm_flow_steps * N * c.rbm_flow_hidden,
+                              "flow_matches": len(sizes) * (c.rbm_flow_steps + 1)}}
+    (n,) = sizes
     sizes_in = [N] + list(c.layers)
     fit, spectra, align = {}, {}, {}
-    for n in sizes:
-        for depth, (n_in, n_out) in enumerate(zip(sizes_in, sizes_in[1:]), start=1):
-            _add(fit, fit_features(c.epochs, n, n_in, n_out, c.k, c.batch_size, c.method))
-            _add(spectra, _spectra(n_in, n_out))
-            _add(align, _alignment(task.L, n_out, len(c.block_sizes), n if depth == 1 else 0))
-    pooled = sum(sizes)
-    if c.rbm_flow_steps > 0:
-        _add(fit, fit_features(c.epochs, pooled, N, c.rbm_flow_hidden, c.k, c.batch_size, c.method))
-    out = {"fit": fit, "spectra": spectra, "alignment": align,
-           "blockspin": {"block_spins": pooled * N, "block_calls": len(sizes)},
-           "rest": {"flow_spins": pooled * N, "flow_calls": 1.0}}
-    if c.rbm_flow_steps > 0:  # v -> h -> v steps from each T's first configurations, each matched
-        followed = sum(min(n, RBM_FLOW_CONFIGS) for n in sizes)
-        out["pool_flow"] = {"flow_madd": 2 * followed * c.rbm_flow_steps * N * c.rbm_flow_hidden,
-                            "flow_matches": len(sizes) * (c.rbm_flow_steps + 1)}
-    return out
+    for depth, (n_in, n_out) in enumerate(zip(sizes_in, sizes_in[1:]), start=1):
+        _add(fit, fit_features(c.epochs, n, n_in, n_out, c.k, c.batch_size, c.method))
+        _add(spectra, _spectra(n_in, n_out))
+        _add(align, _alignment(task.L, n_out, len(c.block_sizes), n if depth == 1 else 0))
+    return {**loaded, "fit": fit, "spectra": spectra, "alignment": align,
+            "blockspin": {"block_spins": n * N, "block_calls": 1}}
 
 
 @lru_cache(maxsize=8)

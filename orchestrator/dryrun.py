@@ -60,7 +60,7 @@ def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ra
             ["sample", "train", "flow"].index(kv[0][0]), kv[0][1], kv[0][2])):
         todo = [t for t in tasks if states[t.id] == "new"]
         est = [task_estimate(t, by_id) for t in todo]
-        temps = sorted({round(t.T, 6) for t in todo}) if kind != "flow" else []
+        temps = sorted({round(t.T, 6) for t in todo if t.T == t.T})  # not the pooled RBM's NaN
         shown = ", ".join(f"{x:g}" for x in temps[:3]) + (f" ... ({len(temps)} T)" if len(temps) > 3 else "")
         lines.append(f"  {kind:<7}{L:>6}{n_h or '':>7}{len(tasks) - len(todo):>7}{len(todo):>6}  {shown:<30}"
                      f"{fmt_bytes(max(e.memory_bytes for e in est)) if est else '-':>12}"

@@ -7,8 +7,9 @@ Its random stream is ``SeedSequence(root_seed, spawn_key=spawn_key(id))``, so ad
 temperature leaves every other task's stream, and result, unchanged (docs/conventions.md, identity).
 
 Kinds: ``sample`` (one (L, T) Monte Carlo run), ``train`` (one RBM variant trained on one
-sample task's configurations; depends on it) and ``flow`` (the RG flows of one lattice size;
-depends on the sample tasks of that size and of its coarse sizes).
+sample task's configurations; depends on it) and ``flow`` (a part of the RG flows of one lattice
+size: the block-spin levels and stacked RBMs of one temperature, which depend on the sample tasks
+of that size and of its coarse sizes, or the pooled RBM, which depends on those of that size).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Task:
 
     @property
     def T(self) -> float:
-        """The task's temperature; NaN for a flow task, which spans all temperatures of its L."""
+        """The task's temperature; NaN for a pooled-RBM flow task, which spans all of its L's."""
         return getattr(self.config, "T", float("nan"))
 
 
@@ -114,9 +115,10 @@ def train_configs(spec: SweepSpec, sample: Task) -> Iterator[TrainConfig]:
                               block_sizes=chosen, seed=spec.seed)
 
 
-def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfig, tuple[str, ...]]:
-    """One flow task per lattice size: its sources (the sample tasks of L) and the Monte Carlo
-    curves of the coarse sizes L/b, L/b^2, ... in the sweep (for the renormalized temperature)."""
+def flow_configs(spec: SweepSpec, L: int, samples: list[Task]) -> list[tuple[FlowConfig, tuple[str, ...]]]:
+    """The flow tasks of one lattice size, each with its dependencies: per temperature the
+    block-spin levels and stacked RBMs (matched against the Monte Carlo curves of L and of the
+    coarse sizes L/b, L/b^2, ... in the sweep), and, with ``rbm_flow_steps`` > 0, the pooled RBM."""
     f = spec.rg_flow
     by_L: dict[int, list[Task]] = {}
     for s in samples:
@@ -130,16 +132,24 @@ def flow_config(spec: SweepSpec, L: int, samples: list[Task]) -> tuple[FlowConfi
         size //= f.block
     recipe = ({name: getattr(spec.rbm, name) for name in FLOW_RBM_WITHOUT_RBM_SECTION} if spec.rbm
               else FLOW_RBM_WITHOUT_RBM_SECTION)
-    config = FlowConfig(
-        **recipe, L=L, block=f.block, seed=spec.seed, layers=[resolve_units(nh, L * L) for nh in f.layers],
-        rbm_flow_steps=f.rbm_flow_steps, rbm_flow_hidden=resolve_units(f.rbm_flow_hidden, L * L),
-        epochs=f.epochs, learning_rate=f.learning_rate, batch_size=f.batch_size,
-        sources=[[s.T, s.id] for s in by_L[L]],
-        curves=[[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse],
-        # every block size, whatever [analysis] chooses: layer k of a stack is scored at b^k
-        block_sizes=block_sizes(L, "auto"))
+    common = dict(**recipe, L=L, block=f.block, seed=spec.seed, epochs=f.epochs,
+                  learning_rate=f.learning_rate, batch_size=f.batch_size)
+    own = [[s.T, s.id] for s in by_L[L]]
+    curves = [[L, own]] + [[Lc, [[s.T, s.id] for s in by_L[Lc]]] for Lc in coarse]
     deps = tuple(s.id for s in by_L[L]) + tuple(s.id for Lc in coarse for s in by_L[Lc])
-    return config, deps
+    out = [(FlowConfig(**common, part="levels", layers=[resolve_units(nh, L * L) for nh in f.layers],
+                       rbm_flow_steps=0, rbm_flow_hidden=0, pool_samples=0, sources=[source],
+                       curves=curves,
+                       # every block size, whatever [analysis] chooses: layer k is scored at b^k
+                       block_sizes=block_sizes(L, "auto")), deps)
+           for source in own]
+    if f.rbm_flow_steps > 0:
+        pool = spec.sampling.samples if f.rbm_flow_samples == "auto" else f.rbm_flow_samples
+        out.append((FlowConfig(**common, part="pool", layers=[], rbm_flow_steps=f.rbm_flow_steps,
+                               rbm_flow_hidden=resolve_units(f.rbm_flow_hidden, L * L), pool_samples=pool,
+                               sources=own, curves=curves[:1], block_sizes=[]),
+                    tuple(s.id for s in by_L[L])))
+    return out
 
 
 def make_plan(spec: SweepSpec) -> Plan:
@@ -153,6 +163,5 @@ def make_plan(spec: SweepSpec) -> Plan:
     flows: list[Task] = []
     if spec.rg_flow is not None:
         for L in spec.rg_flow.sizes_for(spec.lattice_sizes):
-            config, deps = flow_config(spec, L, samples)
-            flows.append(Task.make(config, deps=deps))
+            flows += [Task.make(config, deps=deps) for config, deps in flow_configs(spec, L, samples)]
     return Plan(tasks=tuple(samples + trains + flows))

@@ -22,6 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.constants import RBM_FLOW_CONFIGS
+
 from .plan import Plan, Task
 
 __all__ = ["Estimate", "Machine", "task_estimate", "machine", "check", "fmt_bytes"]
@@ -74,14 +76,20 @@ def task_estimate(task: Task, plan: dict[str, Task]) -> Estimate:
         return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
                         + (TRAIN_PER_WEIGHT + PER_WEIGHT_CHECKPOINT * kept) * weights,
                         DISK_FIXED + DISK_PER_WEIGHT * kept * weights)
-    # flow: every temperature's samples at once (and pooled for the RG-flow RBM); the weights
-    # in training are small beside them (fitted: 10.9 bytes per spin at L = 32 and 64, weights ~0)
-    spins = sum(plan[tid].config.samples for _, tid in c.sources if tid in plan) * N
-    sizes = [N] + list(c.layers)
-    layers = [a * b for a, b in zip(sizes, sizes[1:])]
-    return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * spins
-                    + FLOW_PER_WEIGHT * max(layers + [N * c.rbm_flow_hidden]),
-                    DISK_FIXED + DISK_PER_WEIGHT * (len(c.sources) * sum(layers) + N * c.rbm_flow_hidden))
+    # flow: a levels part trains on its temperature's samples; the pool on pool_samples of all
+    # of L's, and keeps each temperature's first RBM_FLOW_CONFIGS to follow (unpacked one
+    # temperature at a time: ~2 bytes per spin of the largest, passing). The weights in training
+    # are small beside them (fitted on flow tasks at L = 32 and 64: 10.9 bytes per spin, weights ~0).
+    # Every part also receives its dependencies' packed samples (1/8 byte per spin).
+    sizes = [plan[tid].config.samples for _, tid in c.sources if tid in plan] or [0]
+    packed = sum(plan[tid].config.samples for tid in task.deps if tid in plan) * N / 8
+    if c.part == "pool":
+        held = (min(c.pool_samples, sum(sizes)) + sum(min(n, RBM_FLOW_CONFIGS) for n in sizes)) * N
+        return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * held + 2 * max(sizes) * N + packed
+                        + FLOW_PER_WEIGHT * N * c.rbm_flow_hidden, DISK_FIXED)
+    layers = [a * b for a, b in zip([N] + list(c.layers), c.layers)]
+    return Estimate(BASE_BYTES + TRAIN_FIXED + TRAIN_PER_SPIN * sum(sizes) * N + packed
+                    + FLOW_PER_WEIGHT * max(layers), DISK_FIXED + DISK_PER_WEIGHT * sum(layers))
 
 
 def _meminfo() -> dict[str, float]:
@@ -123,7 +131,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def _where(task: Task) -> str:
-    return f"{task.kind} task L={task.L}" + (f" T={task.T:g}" if task.kind != "flow" else "")
+    return f"{task.kind} task L={task.L}" + (f" T={task.T:g}" if task.T == task.T else " (pooled RBM)")
 
 
 def check(plan: Plan, todo: list[Task], workers: int, here: Machine, memory: bool = True) -> list[str]:

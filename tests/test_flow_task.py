@@ -8,6 +8,7 @@ from analysis import read_table
 from orchestrator.cli import main
 from orchestrator.plan import make_plan
 from orchestrator.spec import load_spec
+from workers.tasks.flow import pool_indices
 
 SPEC = """
 [sweep]
@@ -32,13 +33,21 @@ def test_flow_stage_fills_the_rg_flow_table(tmp_path):
     spec_path = tmp_path / "flow.toml"
     spec_path.write_text(SPEC)
     plan = make_plan(load_spec(spec_path))
-    (flow,) = [t for t in plan if t.kind == "flow"]  # L = 4 has no coarse level >= 4 x 4
-    assert flow.L == 8 and len(flow.deps) == 14  # the 7 sample tasks of L = 8 and of L = 4
+    flows = [t for t in plan if t.kind == "flow"]  # L = 4 has no coarse level >= 4 x 4
+    levels = {t.T: t for t in flows if t.config.part == "levels"}
+    (pool,) = [t for t in flows if t.config.part == "pool"]
+    assert all(t.L == 8 for t in flows) and sorted(levels) == sorted(s.T for s in plan if s.kind == "sample"
+                                                                       and s.L == 8)
+    assert all(len(t.deps) == 14 for t in levels.values())  # the 7 sample tasks of L = 8 and of L = 4
+    assert len(pool.deps) == 7 and pool.config.pool_samples == 400  # "auto": one temperature's
     out = tmp_path / "out"
     assert main(["run", str(spec_path), "--out", str(out), "--backend", "serial", "--quiet"]) == 0
     rows = read_table(out, "rg_flow")
     assert set(rows["kind"]) == {"blockspin", "stacked", "rbmflow"}
-    assert (rows["task_id"] == flow.id).all() and (rows["L"] == 8).all()
+    assert (rows["L"] == 8).all()
+    by_part = rows["kind"] == "rbmflow"
+    assert (rows[by_part]["task_id"] == pool.id).all()
+    assert all(levels[r.T].id == r.task_id for r in rows[~by_part].itertuples())
     per_T = rows.groupby("kind").size()
     assert per_T["blockspin"] == 7 * 2  # levels 0 (8 x 8) and 1 (4 x 4)
     assert per_T["stacked"] == 7 * 2  # two layers
@@ -68,4 +77,14 @@ def test_flow_task_with_two_failed_inputs_is_counted_once(tmp_path, monkeypatch,
     monkeypatch.setenv("RGSWEEP_FAIL_TASKS", ",".join(victims))
     assert main(["run", str(spec_path), "--out", str(tmp_path / "out"), "--backend", "serial",
                  "--quiet"]) == 1
-    assert "2 failed, 1 not run (a dependency failed)" in capsys.readouterr().out
+    # every flow task of L = 8 needs every sample task of L = 8: 7 levels tasks and the pool
+    assert "2 failed, 8 not run (a dependency failed)" in capsys.readouterr().out
+
+
+def test_pool_draws_evenly_from_every_temperature():
+    picks = pool_indices([400, 400, 400], 1000)
+    assert [len(p) for p in picks] == [334, 333, 333]
+    assert all(np.all(np.diff(p) >= 1) and p[0] == 0 and p[-1] < 400 for p in picks)
+    assert np.all(np.diff(picks[1]) <= 2)  # every 1.2th configuration: spread over the whole chain
+    short = pool_indices([10, 400], 400)  # never more than a temperature has
+    assert [len(p) for p in short] == [10, 200] and list(short[0]) == list(range(10))

@@ -23,7 +23,7 @@ def _ids(spec_path: Path) -> list[list]:
     from orchestrator.plan import make_plan
     from orchestrator.spec import load_spec
 
-    return [[t.kind, t.id, t.L, None if t.kind == "flow" else t.T, list(t.deps)]
+    return [[t.kind, t.id, t.L, None if t.T != t.T else t.T, list(t.deps)]  # NaN: the pooled flow
             for t in make_plan(load_spec(spec_path))]
 
 

@@ -210,14 +210,16 @@ def test_dry_run_tells_done_new_and_stale_and_writes_nothing(dataset, tmp_path, 
     plan = make_plan(load_spec(spec))
     new_T = {round(t.T, 6) for t in plan if states[t.id] == "new" and t.kind != "flow"}
     assert new_T == {2.4}  # the T = 2.6 results on disk are done for this spec, not stale
-    assert stale == {"flow": 2}  # the flows of both earlier temperature sets (a flow spans all T)
+    # the flow tasks of L = 8 of both earlier temperature sets, (4 levels + the pool) and (3 + 1):
+    # each is matched against (levels) or trained on (pool) every temperature of L
+    assert stale == {"flow": 5 + 4}
     capsys.readouterr()
     assert main(["run", str(spec), "--out", str(dataset), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "nothing written" in text and " new" in text and "2.4" in text
     spec.write_text(SPEC % "[1.8, 2.2, 3.0]")
     states, stale = task_states(make_plan(load_spec(spec)), Store(dataset))
-    assert set(states.values()) == {"done"} and stale == {"sample": 2, "train": 2, "flow": 1}
+    assert set(states.values()) == {"done"} and stale == {"sample": 2, "train": 2, "flow": 4 + 1}
     assert {p: p.stat().st_mtime_ns for p in dataset.rglob("*")} == before
 
 

@@ -94,13 +94,18 @@ def test_estimates_grow_with_what_the_task_holds():
     assert task_estimate(large, bigger.by_id()).disk_bytes > task_estimate(small, by_id).disk_bytes
 
 
-def test_flow_estimate_counts_every_temperature_of_its_size():
+def test_pooled_flow_estimate_counts_every_temperature_of_its_size():
     doc = {**SPEC, "rg_flow": {"epochs": 1}}
     one = plan_of(doc)  # two temperatures, then three
     two = plan_of({**doc, "sweep": {**doc["sweep"], "temperatures": [2.2, 2.6, 3.0]}})
-    flow1, flow2 = (next(t for t in p if t.kind == "flow" and t.L == 32) for p in (one, two))
+    flow1, flow2 = (next(t for t in p if t.kind == "flow" and t.L == 32 and t.config.part == "pool")
+                    for p in (one, two))
     grow = task_estimate(flow2, two.by_id()).memory_bytes - task_estimate(flow1, one.by_id()).memory_bytes
-    assert grow >= resources.TRAIN_PER_SPIN * 40_000 * 1024
+    # the third temperature adds its first 500 configurations to follow and its packed samples;
+    # the training set stays at pool_samples ("auto": one temperature's 40,000)
+    assert grow == resources.TRAIN_PER_SPIN * 500 * 1024 + 40_000 * 1024 / 8
+    levels = next(t for t in two if t.kind == "flow" and t.L == 32 and t.config.part == "levels")
+    assert task_estimate(levels, two.by_id()).memory_bytes < task_estimate(flow2, two.by_id()).memory_bytes
 
 
 def test_a_roomy_machine_passes():

@@ -91,6 +91,8 @@ BAD = [
     (("analysis.block_sizes", [3]), ["analysis.block_sizes", "divisor", "3"]),
     (("analysis.block_sizes", "all"), ["analysis.block_sizes", '"auto"', "all"]),
     (("rg_flow.block", 1), ["rg_flow.block", ">= 2", "1"]),
+    (("rg_flow.rbm_flow_samples", 0), ["rg_flow.rbm_flow_samples", ">= 1", "0"]),
+    (("rg_flow.rbm_flow_samples", "all"), ["rg_flow.rbm_flow_samples", '"auto"', "all"]),
     (("samplng", {}), ["unknown key 'samplng'", "did you mean 'sampling'"]),
 ]
 

@@ -175,16 +175,20 @@ class AnalysisSpec(_Section):
 
 @dataclass(frozen=True)
 class RGFlowSpec(_Section):
-    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows, one flow task per lattice size.
+    """``[rg_flow]``: block-spin, stacked-RBM and RBM flows of each lattice size.
 
     The flows of size L use the sample sets of L and, to measure a renormalized temperature, the
-    Monte Carlo curves of the coarse sizes L/b, L/b^2, ... that the same sweep contains.
+    Monte Carlo curves of the coarse sizes L/b, L/b^2, ... that the same sweep contains. They run
+    as one task per temperature (block-spin levels and stacked RBMs) and, with
+    ``rbm_flow_steps`` > 0, one pooled-RBM task per size trained on ``rbm_flow_samples``
+    configurations ("auto": as many as one temperature has) drawn evenly from every temperature.
     """
 
     block: int = 2
     layers: tuple[int | str, ...] = ("N/4", "N/16")
     rbm_flow_steps: int = 20
     rbm_flow_hidden: int | str = "N/4"
+    rbm_flow_samples: int | str = "auto"
     epochs: int = 20
     learning_rate: float = 0.05
     batch_size: int = 100
@@ -202,12 +206,18 @@ class RGFlowSpec(_Section):
                           for i, L in enumerate(as_list("rg_flow.lattice_sizes", sizes)))
             if len(set(sizes)) != len(sizes):
                 raise fail("rg_flow.lattice_sizes", list(sizes), "a list without repeats")
+        pool = t["rbm_flow_samples"]
+        if pool != "auto":
+            if isinstance(pool, str):
+                raise fail("rg_flow.rbm_flow_samples", pool, 'an integer >= 1 or "auto"')
+            pool = as_int("rg_flow.rbm_flow_samples", pool, ge=1, le=MAX_SAMPLES)
         return dict(
             block=as_int("rg_flow.block", t["block"], ge=2, le=MAX_L),
             layers=tuple(as_units(f"rg_flow.layers[{i}]", v) for i, v in enumerate(layers)),
             rbm_flow_steps=as_int("rg_flow.rbm_flow_steps", t["rbm_flow_steps"],
                                 ge=0, le=10_000),
             rbm_flow_hidden=as_units("rg_flow.rbm_flow_hidden", t["rbm_flow_hidden"]),
+            rbm_flow_samples=pool,
             epochs=as_int("rg_flow.epochs", t["epochs"], ge=1, le=MAX_EPOCHS),
             learning_rate=as_float("rg_flow.learning_rate", t["learning_rate"], gt=0),
             batch_size=as_int("rg_flow.batch_size", t["batch_size"], ge=1, le=MAX_BATCH),

@@ -1,4 +1,6 @@
-"""The flow task: three RG flows of one lattice size side by side, on the same samples.
+"""The flow tasks: three RG flows of one lattice size side by side, on the same samples.
+
+A ``levels`` task (one per temperature) runs the first two on that temperature's samples:
 
 * ``blockspin`` — b x b majority rule applied to the stored Monte Carlo samples, level after
   level while the lattice is at least 4 x 4; at each level the renormalized temperature T' is
@@ -8,9 +10,13 @@
 * ``stacked`` — RBMs stacked greedily (Mehta & Schwab 2014), layer k trained on the sampled
   hidden units of layer k-1; per layer the receptive fields projected to the lattice
   (W1 W2 ... Wk), their extent (radius of gyration on the torus) and their block alignment.
-* ``rbmflow`` — one RBM trained on the samples of every temperature of this L pooled together;
-  v -> h -> v iterated from the samples of each T (Iso, Shiba & Yokoo 2018); the temperature of
-  the generated configurations from matching (e, |m|) jointly to the Monte Carlo curves of L.
+
+The ``pool`` task (one per size) runs the third:
+
+* ``rbmflow`` — one RBM trained on ``pool_samples`` configurations drawn evenly from every
+  temperature of this L (:func:`pool_indices`); v -> h -> v iterated from the samples of each T
+  (Iso, Shiba & Yokoo 2018); the temperature of the generated configurations from matching
+  (e, |m|) jointly to the Monte Carlo curves of L.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from contract.configs import FlowConfig
+from contract.constants import RBM_FLOW_CONFIGS
 from contract.layout import samples_array
+from contract.schemas import SCHEMAS
 from contract.timing import phase
 
 from workers.rbm.model import RBM
@@ -26,10 +34,10 @@ from workers.rg.blockspin import blockspin_levels, configuration_observables, ma
 from workers.measures.tables import alignment_rows, columns_of, spectrum_rows, stack, with_constants
 from workers.rg.stacked import field_extent, projected_fields, rbm_flow, train_stack
 
-__all__ = ["flow_task", "mc_curves"]
+__all__ = ["flow_task", "mc_curves", "pool_indices"]
 
-#: Configurations per temperature followed through the RBM flow.
-RBM_FLOW_CONFIGS = 500
+#: The tables of the RBMs a levels task trains (empty for the pooled task).
+LAYER_TABLES = ("rbm_params", "spectra", "rg_alignment")
 _NAN = float("nan")
 
 
@@ -72,7 +80,7 @@ class _LayerTables:
 
     def __init__(self, cfg: FlowConfig, perm: np.ndarray):
         self.cfg, self.perm = cfg, perm
-        self.rows = {"rbm_params": [], "spectra": [], "rg_alignment": []}
+        self.rows = {name: [] for name in LAYER_TABLES}
 
     def add(self, source, T, layer, W, a, b, field, V_test=None) -> float:
         """Record one layer; returns its mean alignment at the flow's block size for this depth."""
@@ -124,16 +132,42 @@ def _stacked(source, T, V, cfg, layers: _LayerTables, rng) -> list[dict]:
     return rows
 
 
-def _rbmflow(sources, data, cfg, curve, rng) -> list[dict]:
+def pool_indices(sizes: list[int], total: int) -> list[np.ndarray]:
+    """Which configurations of each temperature the pooled RBM trains on: ``total`` in all, the
+    same number from each (the first ``total % len(sizes)`` temperatures one more; never more
+    than a temperature has), evenly spaced in chain order."""
+    k = len(sizes)
+    out = []
+    for i, n in enumerate(sizes):
+        m = min(n, total // k + (i < total % k))
+        out.append((np.arange(m, dtype=np.int64) * n) // max(m, 1))
+    return out
+
+
+def _pool_inputs(sources, inputs, cfg) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The pooled RBM's training set and each temperature's first RBM_FLOW_CONFIGS, unpacking
+    one temperature at a time (all of L's samples unpacked at once: ~11 bytes per spin with the
+    training's copies, 17 GiB at L = 64 with 37 temperatures of 10,000)."""
+    picks = pool_indices([inputs[s]["samples"].num_rows for _, s in sources], cfg.pool_samples)
+    train, starts = [], {}
+    for (_, s), idx in zip(sources, picks):
+        V = samples_array(inputs[s]["samples"], cfg.L * cfg.L)
+        train.append(V[idx])
+        starts[s] = V[:RBM_FLOW_CONFIGS].copy()
+    return np.concatenate(train), starts
+
+
+def _rbmflow(sources, inputs, cfg, curve, rng) -> list[dict]:
+    train, starts = _pool_inputs(sources, inputs, cfg)
     with phase("pool_fit"):
-        rbm = RBM(n_hidden=cfg.rbm_flow_hidden, random_state=rng, **_rbm_kwargs(cfg)).fit(
-            np.concatenate(list(data.values())))
+        rbm = RBM(n_hidden=cfg.rbm_flow_hidden, random_state=rng, **_rbm_kwargs(cfg)).fit(train)
     with phase("pool_flow"):
-        return _follow(rbm, sources, data, cfg, curve, rng)
+        return _follow(rbm, sources, starts, cfg, curve, rng)
 
 
 def _follow(rbm, sources, data, cfg, curve, rng) -> list[dict]:
-    """v -> h -> v from each temperature's first configurations, matched to the MC curves."""
+    """v -> h -> v from each temperature's first configurations (``data``: source id -> them),
+    matched to the MC curves."""
     rows = []
     for T, source in sources:
         V0 = data[source][:RBM_FLOW_CONFIGS]
@@ -150,24 +184,19 @@ def _follow(rbm, sources, data, cfg, curve, rng) -> list[dict]:
 
 
 def flow_task(config: FlowConfig, spawn_key, inputs: dict) -> dict[str, dict]:
-    """All three flows for one lattice size; returns rg_flow, rbm_params, spectra, rg_alignment."""
+    """One part of the flows of one lattice size; returns rg_flow, rbm_params, spectra and
+    rg_alignment (the pooled part records no layers: its three layer tables are empty)."""
     cfg, L = config, config.L
     blk_ss, stack_ss, flow_ss, perm_ss = np.random.SeedSequence(
         cfg.seed, spawn_key=tuple(spawn_key)).spawn(4)
-    curves = {L: mc_curves([inputs[s]["ising"] for _, s in cfg.sources])}
-    for Lc, members in cfg.curves:
-        curves[Lc] = mc_curves([inputs[s]["ising"] for _, s in members])
-    data = {s: samples_array(inputs[s]["samples"], L * L) for _, s in cfg.sources}
+    curves = {Lc: mc_curves([inputs[s]["ising"] for _, s in members]) for Lc, members in cfg.curves}
+    if cfg.part == "pool":
+        rows = _rbmflow(sorted(cfg.sources), inputs, cfg, curves[L], np.random.default_rng(flow_ss))
+        return {"rg_flow": columns_of(rows), **{name: {c: [] for c in SCHEMAS[name].names} for name in LAYER_TABLES}}
     layers = _LayerTables(cfg, np.random.default_rng(perm_ss).permutation(L * L))
-    rows = []
-    blk_rng, stack_rng = np.random.default_rng(blk_ss), np.random.default_rng(stack_ss)
-    for T, source in sorted(cfg.sources):
-        configs = data[source].reshape(-1, L, L)
-        with phase("blockspin"):
-            rows += _blockspin(source, T, configs, cfg, curves, blk_rng)
-        if cfg.layers:
-            rows += _stacked(source, T, data[source], cfg, layers, stack_rng)
-    if cfg.rbm_flow_steps > 0:
-        rows += _rbmflow(sorted(cfg.sources), data, cfg, curves[L], np.random.default_rng(flow_ss))
-    # [rg_flow] layers is never empty (the spec requires a list), so every layer table has rows.
+    ((T, source),) = cfg.sources
+    V = samples_array(inputs[source]["samples"], L * L)
+    with phase("blockspin"):
+        rows = _blockspin(source, T, V.reshape(-1, L, L), cfg, curves, np.random.default_rng(blk_ss))
+    rows += _stacked(source, T, V, cfg, layers, np.random.default_rng(stack_ss))
     return {"rg_flow": columns_of(rows), **layers.columns()}
