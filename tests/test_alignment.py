@@ -8,6 +8,7 @@ from scipy.special import comb, expit
 from workers.measures.alignment import (
     block_alignment,
     block_correlation,
+    block_means,
     periodic_box_sums,
 )
 from contract.estimators import block_sizes
@@ -171,6 +172,9 @@ def test_block_correlation_on_planted_samples_matches_exact_value():
     # Against a block that belongs to another unit the population correlation is exactly 0.
     other = block_correlation(W, c, L, b, (align["row"] + b) % L, align["col"], V)
     assert np.all(other < 5 / np.sqrt(n))
+    # The block means handed in (shared by an RBM and its null) give the very same numbers.
+    assert_array_equal(block_correlation(W, c, L, b, align["row"], align["col"], V,
+                                         means=block_means(V, L, b)), corr)
 
 
 def test_block_correlation_is_zero_for_constant_series():

@@ -20,7 +20,7 @@ trained RBM against; scores near 1 mean a genuinely block-local field.
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["block_alignment", "block_correlation", "periodic_box_sums"]
+__all__ = ["block_alignment", "block_correlation", "block_means", "periodic_box_sums"]
 
 
 def periodic_box_sums(A, b):
@@ -46,11 +46,12 @@ def periodic_box_sums(A, b):
     _validate_block(b, L)
     out = A
     for axis in (0, 1):
-        ext = np.concatenate([out, np.take(out, np.arange(b - 1), axis=axis)], axis=axis)
-        csum = np.cumsum(ext, axis=axis)
-        zero = np.zeros_like(np.take(csum, [0], axis=axis))
-        csum = np.concatenate([zero, csum], axis=axis)
-        out = np.take(csum, np.arange(b, b + L), axis=axis) - np.take(csum, np.arange(L), axis=axis)
+        def cut(x, start, stop):  # a view: x[start:stop] along ``axis``
+            return x[(slice(None),) * axis + (slice(start, stop),)]
+        csum = np.empty(out.shape[:axis] + (L + b,) + out.shape[axis + 1:])
+        cut(csum, 0, 1)[...] = 0.0  # csum[k] = sum of the k first of out extended periodically
+        np.cumsum(np.concatenate([out, cut(out, 0, b - 1)], axis=axis), axis=axis, out=cut(csum, 1, L + b))
+        out = cut(csum, b, b + L) - cut(csum, 0, L)
     return out
 
 
@@ -110,7 +111,13 @@ def block_alignment(W, L, b):
     }
 
 
-def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None):
+def block_means(V, L, b):
+    """Mean spin of every periodic b x b block of every configuration: shape (L, L, n_samples),
+    [r, c, s] for the block with top-left corner (r, c) (it does not depend on the RBM)."""
+    return periodic_box_sums(np.asarray(V, dtype=np.float64).reshape(-1, L, L).transpose(1, 2, 0), b) / (b * b)
+
+
+def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None, means=None):
     """|corr| between each hidden unit's activation and the mean spin of its best block.
 
     For sample v (a row of V) and unit j: p_j(v) = sigmoid(b_j + (v W)_j) = p(h_j = 1 | v) and
@@ -131,6 +138,9 @@ def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None):
     act : ndarray (n_samples, n_hidden) or None
         p(h = 1 | v) of V if the caller already has it (it does not depend on b); else computed
         here as ``expit(b_hidden + V @ W)`` in float64.
+    means : ndarray (L, L, n_samples) or None
+        :func:`block_means` of V at this b if the caller already has it (shared by an RBM and
+        its null, and by every unit); else computed here.
 
     Returns
     -------
@@ -154,11 +164,11 @@ def block_correlation(W, b_hidden, L, b, rows, cols, V, act=None):
         raise ValueError(f"V must have shape (n_samples >= 2, {L * L}), got {V.shape}")
     if not np.all(np.abs(V) == 1):
         raise ValueError("V entries must be +-1")
-    V = V.astype(np.float64)
     if act is None:
-        act = expit(b_hidden + V @ W)
+        act = expit(b_hidden + V.astype(np.float64) @ W)
     # Block means for all placements at once (n_samples * L^2 memory), then pick each unit's.
-    means = periodic_box_sums(V.reshape(-1, L, L).transpose(1, 2, 0), b) / (b * b)
+    if means is None:
+        means = block_means(V, L, b)
     blk = means[rows, cols, :].T
     return _abs_pearson_columns(act, blk)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from workers.measures.alignment import block_alignment, block_correlation
+from workers.measures.alignment import block_alignment, block_correlation, block_means
 from workers.measures.spectra import spectrum_summary, wishart_eigenvalues
 
 __all__ = ["spectrum_rows", "alignment_rows", "with_constants", "stack", "columns_of"]
@@ -57,7 +57,8 @@ def alignment_rows(field: np.ndarray, L: int, blocks, b_hidden=None, V=None, per
     out = []
     for block in blocks:
         al = block_alignment(field, L, block)
-        corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V, act=act)
+        means = block_means(V, L, block) if act is not None else None  # shared with the null
+        corr = (block_correlation(field, b_hidden, L, block, al["row"], al["col"], V, act=act, means=means)
                 if act is not None else nan)
         null_score, null_corr = nan, nan
         if null_field is not None:
@@ -65,7 +66,7 @@ def alignment_rows(field: np.ndarray, L: int, blocks, b_hidden=None, V=None, per
             null_score = nl["score"]
             if null_act is not None:
                 null_corr = block_correlation(null_field, b_hidden, L, block, nl["row"], nl["col"], V,
-                                              act=null_act)
+                                              act=null_act, means=means)
         out.append({"unit": np.arange(units), "block": np.full(units, block), "score": al["score"],
                     "baseline": al["baseline"], "null_score": null_score,
                     "excess": al["score"] - null_score, "row": al["row"], "col": al["col"],
