@@ -177,13 +177,18 @@ def fit_model(rows, direct=()) -> dict:
     directly measured phases (``direct``: (model, features, seconds))."""
     from scipy.optimize import nnls
 
-    from orchestrator.costs import features, model_key
+    from orchestrator.costs import features, lnz_method, model_key
 
     samples: dict[str, list[tuple[dict, float]]] = {}
     for task, cost, by_id in rows:
         targets = _phase_targets(task, cost)
         for name, feats in features(task, by_id).items():
             key = model_key(task.kind, name)
+            if name == "lnZ" and lnz_method(task.config) == "ais":
+                # the steps an AIS estimate runs are decided by its convergence, not known from
+                # the configuration (the features price the most it can run): its coefficients
+                # come from the fixed-length runs measured directly (``direct``)
+                continue
             samples.setdefault(key, []).append((feats, targets.get(key, 0.0)))
     for key, feats, seconds in direct:
         samples.setdefault(key, []).append((feats, seconds))
