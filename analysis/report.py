@@ -21,11 +21,12 @@ from . import figures
 from .load import Dataset
 from .report_page import ReportPage, write_page
 from .report_rbm import flow_section, rbm_section
+from .report_refine import refine_section
 from .resampling import BLOCK_TAUS, MIN_BLOCKS
 from .reweighting import multi_histogram
 from .thermodynamics import (bootstrap_observables, free_energy_integration, load_histograms,
                              thermodynamics_table)
-from .transition import (binder_crossings, binder_crossings_reweighted, fit_peak_shift,
+from .transition import (MIN_OVERLAP, binder_crossings, binder_crossings_reweighted, fit_peak_shift,
                          fit_power_law, reweighted_peaks)
 
 __all__ = ["build_report", "report_dir"]
@@ -99,13 +100,19 @@ def _transition_section(out, rep: ReportPage, rng, n_boot):
         crossings = pd.concat([grid] + ([rew.assign(method="multiple-histogram reweighting")]
                                         if rew is not None and not rew.empty else []), ignore_index=True)
         items.append(("table", "Binder-cumulant crossings of successive L (bootstrap over blocks)", crossings))
+        # reweighting across a bracket whose runs' histograms do not overlap is not trusted
         reweighted = rew is not None and not rew.empty
-        best = (rew if reweighted else grid).dropna(subset=["T_cross"])
+        trusted = rew[rew["bracket_overlap"] >= MIN_OVERLAP].dropna(subset=["T_cross"]) if reweighted else rew
+        best = grid.dropna(subset=["T_cross"])
+        if reweighted and not trusted.empty and (best.empty or trusted.iloc[-1]["L_large"] >= best.iloc[-1]["L_large"]):
+            best, method = trusted, "multiple-histogram reweighting"
+        else:
+            method = "grid, quadratic interpolation" + (" (reweighting: the bracket's histograms do not overlap)"
+                                                        if reweighted else "")
         if not best.empty:
             last = best.iloc[-1]
             rep.estimate(f"Tc, Binder crossing L={int(last['L_small'])}/{int(last['L_large'])}",
-                         last["T_cross"], last["T_cross_err"], exact.TC,
-                         "multiple-histogram reweighting" if reweighted else "grid, quadratic interpolation")
+                         last["T_cross"], last["T_cross_err"], exact.TC, method)
         rep.figure(items, "binder.png", figures.binder_figure, table,
                    rew if rew is not None and not rew.empty else grid)
     else:
@@ -265,6 +272,7 @@ def _build_report(out, n_boot: int = 100, seed: int = 0) -> Path:
         rep.guard("thermodynamics", _thermo_section, rep, ising)
         rep.guard("free energy", _free_energy_section, rep, ising)
     rep.guard("phase transition", _transition_section, out, rep, rng, n_boot)
+    rep.guard("adaptive refinement", refine_section, out, rep)
     rep.guard("RBM signatures", rbm_section, out, rep, rng, n_boot)
     rep.guard("RG flows", flow_section, out, rep, rng, n_boot, ising)
     return write_page(rep, out, time.perf_counter() - t0)

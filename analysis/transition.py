@@ -23,16 +23,28 @@ from .resampling import BlockedHistogram
 from .reweighting import (bootstrap_replicas, find_peak, histogram_overlap, multi_histogram,
                           reweight_single)
 
-__all__ = ["binder_crossing", "binder_crossings", "binder_crossings_reweighted", "reweighted_peaks", "fit_peak_shift",
+__all__ = ["binder_crossing", "binder_error", "binder_crossings", "binder_crossings_reweighted", "reweighting_reach", "reweighted_peaks", "fit_peak_shift",
            "fit_power_law"]
 
 
-def binder_crossing(T, u_small, u_large) -> float:
+def binder_error(h: BlockedHistogram) -> float:
+    """Standard error of a run's own U4 by the jackknife over its blocks (cheap: block sums)."""
+    n = h.counts.sum(axis=1)
+    s2, s4 = h.m_sums[:, :, 1].sum(axis=1), h.m_sums[:, :, 2].sum(axis=1)
+    if n.size < 2:
+        return float("nan")
+    m2, m4 = (s2.sum() - s2) / (n.sum() - n), (s4.sum() - s4) / (n.sum() - n)
+    u = 1.0 - m4 / (3.0 * m2**2)
+    return float(np.sqrt((n.size - 1) / n.size * np.sum((u - u.mean()) ** 2)))
+
+
+def binder_crossing(T, u_small, u_large, err_small=None, err_large=None) -> float:
     """Temperature where U4 of the larger lattice crosses U4 of the smaller one.
 
     Among the grid intervals where D = u_large - u_small changes sign from + to -, the steepest
-    one is taken (spurious sign changes of noise deep in either phase, where both U4 are flat,
-    are shallow). D is fitted by a quadratic over the grid points i-1 .. i+2 around the
+    one is taken, or with the errors of U4 given, the most significant one (the drop of D over
+    its standard error): spurious sign changes of noise deep in either phase, where both U4 are
+    flat, are shallow, and in the disordered phase, where U4 is noisy, not significant. D is fitted by a quadratic over the grid points i-1 .. i+2 around the
     bracket [T_i, T_{i+1}] and its root inside the bracket returned (linear interpolation if
     the fit has none there).
 
@@ -47,12 +59,18 @@ def binder_crossing(T, u_small, u_large) -> float:
     """
     T = np.asarray(T, dtype=np.float64)
     D = np.asarray(u_large, dtype=np.float64) - np.asarray(u_small, dtype=np.float64)
+    var = np.ones_like(D)
+    if err_small is not None and err_large is not None:
+        var = np.asarray(err_small, dtype=np.float64) ** 2 + np.asarray(err_large, dtype=np.float64) ** 2
+        known = np.isfinite(var) & (var > 0)  # an error of 0 (exact data) or unknown: the smallest known
+        var = np.where(known, var, var[known].min() if known.any() else 1.0)
     ok = np.isfinite(D)
-    T, D = T[ok], D[ok]
+    T, D, var = T[ok], D[ok], var[ok]
     brackets = np.flatnonzero((D[:-1] > 0) & (D[1:] <= 0))
     if brackets.size == 0:
         return float("nan")
-    i = int(brackets[np.argmax(D[brackets] - D[brackets + 1])])
+    drop = (D[brackets] - D[brackets + 1]) / np.sqrt(var[brackets] + var[brackets + 1])
+    i = int(brackets[np.argmax(drop)])
     lo, hi = T[i], T[i + 1]
     linear = lo + D[i] * (hi - lo) / (D[i] - D[i + 1])
     window = slice(max(i - 1, 0), min(i + 3, T.size))
@@ -96,8 +114,9 @@ def binder_crossings(table: pd.DataFrame, replicas: np.ndarray) -> pd.DataFrame:
         j2 = j2[np.argsort(a.loc[j2, "T"].to_numpy())]
         T = np.sort(common)
         u1, u2 = a.loc[j1, "binder"].to_numpy(), a.loc[j2, "binder"].to_numpy()
-        tc = binder_crossing(T, u1, u2)
-        boot = np.array([binder_crossing(T, replicas[r, j1], replicas[r, j2])
+        e1, e2 = (np.std(replicas[:, j], axis=0, ddof=1) for j in (j1, j2))
+        tc = binder_crossing(T, u1, u2, e1, e2)
+        boot = np.array([binder_crossing(T, replicas[r, j1], replicas[r, j2], e1, e2)
                          for r in range(replicas.shape[0])])
         valid = boot[np.isfinite(boot)]
         u_cross = float(np.interp(tc, T, u2)) if np.isfinite(tc) else float("nan")
@@ -107,22 +126,54 @@ def binder_crossings(table: pd.DataFrame, replicas: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _reweighted_root(mh1, mh2, lo, hi):
+#: Below this overlap of the runs at a bracket's ends, reweighting across it is not trusted.
+MIN_OVERLAP = 0.05
+
+
+def _reweighted_root(mh1, mh2, lo, hi, around=()):
+    """Root of U4_2 - U4_1 in [lo, hi]; if the reweighted curves cross just outside it (a run
+    placed at the crossing makes a bracket end nearly a root), the + to - sign change between
+    the ``around`` temperatures nearest the bracket."""
     def diff(t):
         return mh2.observables(t)["binder"][0] - mh1.observables(t)["binder"][0]
     d_lo, d_hi = diff(lo), diff(hi)
     if not (d_lo > 0 >= d_hi):
-        return float("nan")
+        pts = np.array(sorted(set(around) | {lo, hi}))
+        d = np.array([d_lo if t == lo else d_hi if t == hi else diff(t) for t in pts])
+        change = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0))
+        if change.size == 0:
+            return float("nan")
+        j = change[np.argmin(np.abs(pts[change] + pts[change + 1] - lo - hi))]
+        lo, hi = pts[j], pts[j + 1]
     return float(optimize.brentq(diff, lo, hi, xtol=1e-9))
+
+
+def reweighting_reach(h: BlockedHistogram) -> float:
+    """How far in T the energy histogram of run ``h`` reaches: T^2 / sigma_E = T / sqrt(N C),
+    the shift that moves the mean energy by one standard deviation (Var E = N C T^2)."""
+    c = float(reweight_single(h, h.T)["C"][0])
+    return h.T / np.sqrt(max(c, 1e-12) * h.L**2)
+
+
+def _near_bracket(T, i: int, n_neighbours: int, runs: dict, reach: float):
+    """The temperatures combined for a crossing in [T_i, T_{i+1}]: ``n_neighbours`` grid points
+    on each side, and every temperature within ``reach`` x the larger lattice's histogram reach of
+    the bracket (so temperatures added near a crossing all count)."""
+    lo, hi = T[i], T[i + 1]
+    width = reach * max(reweighting_reach(runs[lo]), reweighting_reach(runs[hi]))
+    near = (T >= lo - width) & (T <= hi + width)
+    near[max(i - n_neighbours + 1, 0): i + n_neighbours + 1] = True
+    return T[near]
 
 
 def binder_crossings_reweighted(hists_by_L: dict[int, list[BlockedHistogram]],
                                 rng: np.random.Generator, n_boot: int = 100,
-                                n_neighbours: int = 2) -> pd.DataFrame:
+                                n_neighbours: int = 2, reach: float = 1.5) -> pd.DataFrame:
     """Binder crossings of successive L on multiple-histogram reweighted U4(T) curves.
 
     The grid bracket [T_i, T_{i+1}] comes from :func:`binder_crossing` on the runs' own U4; each
-    L's runs within ``n_neighbours`` grid points of the bracket are combined by the multiple
+    L's runs within ``n_neighbours`` grid points of the bracket, and all runs within ``reach``
+    times the larger lattice's :func:`reweighting_reach` of it, are combined by the multiple
     histogram method and the root of U4_{L2}(T) - U4_{L1}(T) is found by Brent's method inside
     the bracket (no interpolation model at all). Errors: the same on every bootstrap replica
     (block resampling of every run, warm-started solves); replicas without a sign change in the
@@ -134,10 +185,14 @@ def binder_crossings_reweighted(hists_by_L: dict[int, list[BlockedHistogram]],
     rng : the caller's Generator.
     n_boot : bootstrap replicas.
     n_neighbours : grid points on each side of the bracket included in each histogram set.
+    reach : also every run within this many histogram reaches of the bracket.
 
     Returns
     -------
-    DataFrame: L_small, L_large, T_cross, T_cross_err, U_cross, n_boot_valid, exact_Tc.
+    DataFrame: L_small, L_large, T_cross, T_cross_err, U_cross, n_boot_valid, n_runs, T_lo, T_hi
+    (the bracket), bracket_overlap (the smaller :func:`~analysis.reweighting.histogram_overlap`
+    of the two runs at its ends: below :data:`MIN_OVERLAP` the crossing rests on the histograms'
+    tails and its bootstrap error means nothing; sample temperatures inside the bracket), exact_Tc.
     """
     rows = []
     sizes = sorted(hists_by_L)
@@ -149,26 +204,29 @@ def binder_crossings_reweighted(hists_by_L: dict[int, list[BlockedHistogram]],
             continue
         u1 = np.array([reweight_single(h1[t], h1[t].T)["binder"][0] for t in T])
         u2 = np.array([reweight_single(h2[t], h2[t].T)["binder"][0] for t in T])
-        grid = binder_crossing(T, u1, u2)
+        grid = binder_crossing(T, u1, u2, [binder_error(h1[t]) for t in T], [binder_error(h2[t]) for t in T])
         if not np.isfinite(grid):
             continue
         i = int(np.searchsorted(T, grid, side="right") - 1)
         i = min(max(i, 0), T.size - 2)
         lo, hi = T[i], T[i + 1]
-        pick = T[max(i - n_neighbours + 1, 0): i + n_neighbours + 1]
+        pick = _near_bracket(T, i, n_neighbours, h2, reach)
         runs1, runs2 = [h1[t] for t in pick], [h2[t] for t in pick]
         mh1, mh2 = multi_histogram(runs1), multi_histogram(runs2)
-        tc = _reweighted_root(mh1, mh2, lo, hi)
+        tc = _reweighted_root(mh1, mh2, lo, hi, pick)
         boot1 = bootstrap_replicas(runs1, n_boot, rng)
         boot2 = bootstrap_replicas(runs2, n_boot, rng)
         reps = np.array([_reweighted_root(multi_histogram(runs1, w1, mh1.lnZ),
-                                          multi_histogram(runs2, w2, mh2.lnZ), lo, hi)
+                                          multi_histogram(runs2, w2, mh2.lnZ), lo, hi, pick)
                          for w1, w2 in zip(boot1, boot2)])
         valid = reps[np.isfinite(reps)]
         u_cross = float(mh2.observables(tc)["binder"][0]) if np.isfinite(tc) else float("nan")
         rows.append({"L_small": int(L1), "L_large": int(L2), "T_cross": tc,
                      "T_cross_err": float(np.std(valid, ddof=1)) if valid.size > 1 else float("nan"),
-                     "U_cross": u_cross, "n_boot_valid": int(valid.size), "exact_Tc": exact.TC})
+                     "U_cross": u_cross, "n_boot_valid": int(valid.size), "n_runs": int(pick.size),
+                     "T_lo": float(lo), "T_hi": float(hi),
+                     "bracket_overlap": min(histogram_overlap(h[lo], h[hi]) for h in (h1, h2)),
+                     "exact_Tc": exact.TC})
     return pd.DataFrame(rows)
 
 

@@ -50,6 +50,18 @@ def test_binder_crossings_recover_tc_within_bootstrap_errors():
     assert np.all(out["T_cross_err"] < 0.02)
 
 
+def test_binder_crossing_with_errors_prefers_the_significant_sign_change_over_disordered_noise():
+    # a coarse grid: the true crossing of 32/64 falls between 2.2 and 2.4; at T >= 2.8, where
+    # U4 ~ 0, noise of +-0.05 makes a steeper spurious + to - change (the case seen at 1,000
+    # samples per point)
+    temps = np.array([1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0])
+    u1, u2 = _binder(temps, 32), _binder(temps, 64)
+    u2[-2], u2[-1] = u1[-2] + 0.06, u1[-1] - 0.06
+    e = np.where(temps >= 2.6, 0.05, 0.002)
+    assert binder_crossing(temps, u1, u2) > 2.8  # by steepness alone: the spurious one
+    assert 2.2 < binder_crossing(temps, u1, u2, e, e) < 2.4
+
+
 def test_binder_crossing_absent_gives_nan():
     temps = np.linspace(2.0, 2.2, 5)
     assert np.isnan(binder_crossing(temps, np.full(5, 0.5), np.full(5, 0.4)))
