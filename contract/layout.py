@@ -5,6 +5,7 @@ share::
 
     OUT/sweep.json                                  validated spec, versions, schema, history
     OUT/plan.json                                   task ids of the last run's spec and code
+    OUT/refine.json                                 the rounds of an adaptive sweep ([refine])
     OUT/<table>/L<L>/part-<task_id>.parquet         one file per task per table
     OUT/failures/L<L>/part-<task_id>-<attempt>.parquet
     OUT/_tasks/L<L>/<kind>-<task_id>.json           the task's manifest: its parts, sizes, SHA-256
@@ -30,7 +31,7 @@ import pyarrow.fs as pafs
 __all__ = ["MANIFESTS", "DAMAGED", "LOCK", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
            "TASK_ID", "LEGACY_FOLDER", "filesystem", "folder", "part_path", "manifest_path",
            "lattice_of", "legacy_twin", "listing", "manifest_index",
-           "plan_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
+           "plan_problem", "refine_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
 
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
 TASK_ID = re.compile(r"[0-9a-f]{16}")
@@ -129,6 +130,23 @@ def plan_problem(record) -> str | None:
         return "has no list of task ids"
     if not all(isinstance(i, str) and TASK_ID.fullmatch(i) for i in ids):
         return "has task ids that are not 16 hex digits"
+    return None
+
+
+def refine_problem(record) -> str | None:
+    """Why a ``refine.json`` record is not one (None if it is): a key and a list of rounds, each
+    with its number and the temperatures it added by lattice size."""
+    if not isinstance(record, dict):
+        return f"is {type(record).__name__}, not an object"
+    rounds = record.get("rounds")
+    if not isinstance(record.get("key"), str) or not isinstance(rounds, list) or not rounds:
+        return "has no key or no list of rounds"
+    for i, r in enumerate(rounds):
+        if not (isinstance(r, dict) and r.get("round") == i and isinstance(r.get("added"), dict)
+                and all(str(L).isdigit() and isinstance(t, list)
+                        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in t)
+                        for L, t in r["added"].items())):
+            return f"has a round {i} that is not a round number with its added temperatures"
     return None
 
 

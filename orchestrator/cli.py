@@ -75,6 +75,9 @@ def _closing_summary(summary, spec: SweepSpec) -> None:
           f"{len(summary.failed)} failed, {len(summary.blocked)} not run (a dependency failed), "
           f"{len(summary.damaged)} damaged and recomputed; "
           f"{summary.wall_s:.1f} s on backend {summary.backend}")
+    if summary.refine:
+        rounds, stop = summary.refine["rounds"], summary.refine["stopped"] or {}
+        print(f"refine: {len(rounds)} round(s); stopped at round {stop.get('round')}: {stop.get('reason')}")
     for task, error in summary.failed[:10]:
         print(f"  FAILED {task.kind} L={task.L} T={task.T:g} [{task.id}]: {error}")
     if len(summary.failed) > 10:
@@ -116,7 +119,10 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from .dryrun import dry_run
 
-        print("\n".join(dry_run(make_plan(spec), out, args.workers, args.backend)))
+        from .refine import plan_of
+        from .store import Store
+
+        print("\n".join(dry_run(plan_of(spec, Store(out)), out, args.workers, args.backend)))
         return 0
 
     from .progress import Progress
@@ -206,7 +212,9 @@ def cmd_status(args) -> int:
         return _bad_input(f"{err}{fix}")
     except SpecError as err:
         return _bad_input(f"{store.root}/sweep.json is damaged (its spec: {err}){fix}")
-    status = task_status(make_plan(spec), store, verify=not args.no_verify)
+    from .refine import plan_of
+
+    status = task_status(plan_of(spec, store), store, verify=not args.no_verify)
     print(f"{args.out}: sweep {spec.name!r}, {sum(len(status[k]) for k in STATUS_KEYS)} tasks")
     for key in STATUS_KEYS:
         print(f"  {key:8s}{len(status[key])}")

@@ -30,7 +30,7 @@ from contract.sampler_costs import (PILOT_MAX_FACTOR, PILOT_MIN, PILOT_TOL, choo
 from .plan import Task
 
 __all__ = ["MODEL_PATH", "PHASE_MODEL", "features", "fit_features", "ais_features", "gibbs_features", "predict", "predict_phases", "load_model",
-           "model_key", "sample_schedule", "checkpoint_count", "lnz_method", "CostModelError"]
+           "model_key", "sample_schedule", "checkpoint_count", "lnz_method", "CostModelError", "task_seconds"]
 
 MODEL_PATH = Path(__file__).with_name("cost_model.json")
 #: The training task's short model chains per checkpoint (workers.tasks.train.MODEL_F_STEPS).
@@ -224,3 +224,9 @@ def predict_phases(task: Task, by_id: dict[str, Task], model: dict | None = None
 def predict(task: Task, by_id: dict[str, Task], model: dict | None = None) -> float:
     """Predicted core-seconds of one task."""
     return sum(predict_phases(task, by_id, model).values())
+
+
+def task_seconds(plan, model: dict | None = None) -> dict[str, float]:
+    """Predicted core-seconds of every task of the plan (a :class:`~orchestrator.plan.Plan`), by id."""
+    by_id, model = plan.by_id(), model or load_model()
+    return {t.id: predict(t, by_id, model) for t in plan}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 
-from .costs import load_model, predict
+from .costs import load_model, predict, task_seconds
 from .plan import Plan, Task, make_plan
 from .resources import task_estimate
 
@@ -31,12 +31,6 @@ def worker_counts(backend: str, workers: int | None, cores: int) -> list[int]:
     if backend == "serial":
         return [1]
     return sorted({2, workers or cores})
-
-
-def task_seconds(plan: Plan, model: dict | None = None) -> dict[str, float]:
-    """Predicted core-seconds of every task of the plan, by id."""
-    by_id, model = plan.by_id(), model or load_model()
-    return {t.id: predict(t, by_id, model) for t in plan}
 
 
 def critical_path(plan, seconds: dict[str, float], done: set[str] = frozenset()) -> float:
@@ -135,6 +129,7 @@ def measured_costs(out: str) -> list[tuple[Task, dict, dict[str, Task]]]:
     spec whose manifest records a cost (runs before costs were recorded have none)."""
     import json
 
+    from .refine import plan_of
     from .spec import parse_spec
     from .store import Store
 
@@ -142,7 +137,7 @@ def measured_costs(out: str) -> list[tuple[Task, dict, dict[str, Task]]]:
     record = store.read_json("sweep.json") if store.exists() else None
     if record is None:
         raise FileNotFoundError(f"{out} is not an rgsweep output folder (no sweep.json)")
-    plan = make_plan(parse_spec(record["spec"]))
+    plan = plan_of(parse_spec(record["spec"]), store)  # with the temperatures of [refine] rounds
     by_id = plan.by_id()
     rows = []
     for task_id, manifest in store.manifests().items():

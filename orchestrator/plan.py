@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 from contract.configs import FlowConfig, SampleConfig, TrainConfig, config_from_json, spawn_key, task_id
 from contract.estimators import block_sizes
 
 from .spec import SweepSpec, resolve_init, resolve_learning_rate, resolve_units
 
-__all__ = ["Task", "Plan", "make_plan", "task_id", "spawn_key"]
+__all__ = ["Task", "Plan", "make_plan", "temperatures_of", "task_id", "spawn_key"]
 
 
 @dataclass(frozen=True)
@@ -152,16 +152,26 @@ def flow_configs(spec: SweepSpec, L: int, samples: list[Task]) -> list[tuple[Flo
     return out
 
 
-def make_plan(spec: SweepSpec) -> Plan:
-    """Expand the (L, T) grid and the RBM variants into tasks; samples first, then training."""
+def temperatures_of(spec: SweepSpec, L: int, added: Mapping[int, Iterable[float]] | None = None) -> list[float]:
+    """The temperatures of lattice size L: the spec's grid and those ``added`` for L (by
+    ``[refine]`` rounds), ascending."""
+    return sorted(set(spec.temperatures) | set((added or {}).get(L, ())))
+
+
+def make_plan(spec: SweepSpec, added: Mapping[int, Iterable[float]] | None = None, with_flows: bool = True) -> Plan:
+    """Expand the (L, T) grid and the RBM variants into tasks; samples first, then training.
+
+    ``added`` maps a lattice size to temperatures sampled besides the grid (the rounds of
+    ``[refine]``); ``with_flows=False`` leaves out the flow tasks (planned once the rounds are over,
+    since each depends on every temperature of its size)."""
     samples = [Task.make(sample_config(spec, L, T))
-               for L in spec.lattice_sizes for T in spec.temperatures]
+               for L in spec.lattice_sizes for T in temperatures_of(spec, L, added)]
     trains: list[Task] = []
     if spec.rbm is not None:
         for s in samples:
             trains += [Task.make(cfg, deps=(s.id,)) for cfg in train_configs(spec, s)]
     flows: list[Task] = []
-    if spec.rg_flow is not None:
+    if spec.rg_flow is not None and with_flows:
         for L in spec.rg_flow.sizes_for(spec.lattice_sizes):
             flows += [Task.make(config, deps=deps) for config, deps in flow_configs(spec, L, samples)]
     return Plan(tasks=tuple(samples + trains + flows))

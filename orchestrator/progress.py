@@ -40,6 +40,7 @@ class Progress(Callbacks):
         self.tasks: list = []
         self.finished_ids: set[str] = set()
         self.work_total = self.work_done = 0.0
+        self.engine_up = False  # the rounds of an adaptive sweep share one backend
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -49,9 +50,20 @@ class Progress(Callbacks):
         self.tasks, self.predicted = list(tasks), dict(predicted)
         self.work_total = sum(self.predicted.values())
 
+    def note(self, text: str) -> None:
+        self.close()
+        self._say(text)
+
     def started(self, n_to_run: int) -> None:
         self.total, self.t0 = n_to_run, time.monotonic()
+        self.count, self.said, self.ready_seen, self.work_done = 0, -1, False, 0.0
+        self.finished_ids = set()
         if not n_to_run:
+            return
+        if self.engine_up:
+            about = "" if self.work_total < 1 else "about "
+            self._say(f"{n_to_run} task(s) to run" + (f" ({about}{duration(self.work_total)} of CPU by the "
+                                                      "cost model)" if self.work_total else ""))
             return
         what = {"ray": f"joining Ray at {self.address}" if self.address else "starting Ray on loopback",
                 "process": "starting the worker processes", "serial": "loading"}.get(self.backend, "starting")
@@ -63,7 +75,9 @@ class Progress(Callbacks):
 
     def ready(self) -> None:
         self.ready_seen = True
-        self._say(f"backend {self.backend} ready after {time.monotonic() - self.t0:.1f} s; running")
+        if not self.engine_up:
+            self._say(f"backend {self.backend} ready after {time.monotonic() - self.t0:.1f} s; running")
+        self.engine_up = True
         if self.terminal and not self.quiet:
             from tqdm import tqdm
 

@@ -24,7 +24,7 @@ from contract.constants import CODE_VERSIONS
 from contract.layout import plan_problem, sweep_problem
 from contract.schemas import SCHEMA_VERSION, SCHEMAS
 
-from . import __version__, resources
+from . import __version__, refine, resources
 from .backends import BACKENDS, make_backend
 from .execute import PAYLOAD_TABLES, Outcome
 from .forecast import ranks, task_seconds
@@ -76,6 +76,7 @@ class RunSummary:
     migrated: dict = field(default_factory=dict)  # layout-1 L=<L> files: moved, set_aside, left
     wall_s: float = 0.0
     backend: str = ""
+    refine: dict | None = None  # OUT/refine.json after the rounds of an adaptive sweep
 
     @property
     def exit_code(self) -> int:
@@ -214,17 +215,20 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     Raises :class:`~orchestrator.lock.LockError` if another live driver holds ``out``.
     """
     t0 = time.perf_counter()
-    plan = make_plan(spec)
     store = Store(out)
+    plan = make_plan(spec) if spec.refine is None else refine.plan_of(spec, store)  # rounds: as far as known
     if check:
         problems = check_resources(plan, store, backend, workers, address)
         if problems:
             raise ResourceError(problems)
     store.acquire_lock()
     summary = RunSummary(out=store.uri, total=len(plan), backend=backend)
+    factory = lambda: make_backend(backend, workers, address)  # noqa: E731
     try:
-        _run_locked(plan, spec, store, lambda: make_backend(backend, workers, address),
-                    callbacks or Callbacks(), verify, summary)
+        if spec.refine is None:
+            _run_locked(plan, spec, store, factory, callbacks or Callbacks(), verify, summary)
+        else:
+            _run_refined(spec, store, factory, callbacks or Callbacks(), verify, summary)
     except (KeyboardInterrupt, Stop) as err:
         summary.wall_s = time.perf_counter() - t0
         raise Interrupted(summary, getattr(err, "signum", signal.SIGINT)) from None
@@ -276,3 +280,30 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
     finally:  # the counts first: a second interrupt during close must not lose them
         summary.run, summary.failed, summary.blocked = scheduler.run_count, scheduler.failed, scheduler.blocked
         engine.close(abort=aborted)
+
+
+def _run_refined(spec: SweepSpec, store: Store, backend: Callable[[], Backend], callbacks: Callbacks,
+                 verify: bool, summary: RunSummary) -> None:
+    """The rounds of ``[refine]`` (:mod:`orchestrator.refine`) on one backend, then the flows."""
+    engine = refine.SharedEngine(backend)
+
+    def run_plan(plan: Plan) -> bool:
+        part = RunSummary(out=summary.out, total=len(plan), backend=summary.backend)
+        try:
+            _run_locked(plan, spec, store, engine, callbacks, verify, part)
+        finally:
+            summary.run += part.run
+            for name in ("failed", "blocked", "damaged", "rebuilt"):
+                getattr(summary, name).extend(getattr(part, name))
+            summary.total = len(plan)
+        return not (part.failed or part.blocked)
+
+    aborted = True
+    try:
+        summary.refine = refine.run_rounds(spec, store, run_plan, callbacks, refine.analysis_estimator(spec))
+        if spec.rg_flow is not None and not (summary.failed or summary.blocked):
+            run_plan(refine.plan_of(spec, store))
+        aborted = False
+    finally:
+        summary.skipped = max(summary.total - summary.run, 0)
+        engine.shutdown(abort=aborted)

@@ -63,6 +63,9 @@ class Callbacks:
     def finished(self, task: Task, ok: bool) -> None:
         """One task came back (committed, or failed and recorded)."""
 
+    def note(self, text: str) -> None:
+        """A line about the run as a whole (the rounds of an adaptive sweep)."""
+
 
 class Scheduler:
     """Runs ``todo`` (in plan order, each after its dependencies) once; ``done`` are the ids of

@@ -9,8 +9,8 @@ is reported at once (:mod:`.sweep`). The spec is parsed as TOML (``tomllib``), n
 from contract.constants import TC
 
 from .readers import SpecError, resolve_init, resolve_learning_rate, resolve_units
-from .sections import AnalysisSpec, RBMSpec, RGFlowSpec, SamplingSpec
+from .sections import AnalysisSpec, RBMSpec, RefineSpec, RGFlowSpec, SamplingSpec
 from .sweep import SweepSpec, load_spec, parse_spec
 
-__all__ = ["TC", "SpecError", "SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec", "SweepSpec",
+__all__ = ["TC", "SpecError", "SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec", "RefineSpec", "SweepSpec",
            "load_spec", "parse_spec", "resolve_units", "resolve_learning_rate", "resolve_init"]

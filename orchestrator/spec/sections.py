@@ -14,7 +14,7 @@ from contract.constants import ALGORITHMS, LOG_PARTITION, LR_SCHEDULES, METHODS,
 from .readers import (MAX_BATCH, MAX_EPOCHS, MAX_L, MAX_SAMPLES, MAX_SEED, MAX_STEPS, MAX_SWEEPS, MAX_UNITS,
                       as_bool, as_choice, as_float, as_int, as_list, as_rate, as_units, fail)
 
-__all__ = ["SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec"]
+__all__ = ["SamplingSpec", "RBMSpec", "AnalysisSpec", "RGFlowSpec", "RefineSpec", "REFINE_TARGETS"]
 
 
 def _table(section) -> dict:
@@ -228,3 +228,34 @@ class RGFlowSpec(_Section):
         """The lattice sizes that get flows: those with at least one coarse level >= 4 x 4."""
         chosen = lattice_sizes if self.lattice_sizes == "auto" else self.lattice_sizes
         return tuple(L for L in chosen if L % self.block == 0 and L // self.block >= 4)
+
+
+#: What ``[refine]`` pins down: ``tc``, the Binder crossing of the two largest lattice sizes;
+#: ``peaks``, the C and chi peak positions of every lattice size.
+REFINE_TARGETS = ("tc", "peaks")
+MAX_ROUNDS, MAX_POINTS = 100, 1000
+
+
+@dataclass(frozen=True)
+class RefineSpec(_Section):
+    """``[refine]``: adaptive rounds of temperatures placed where the target's error shrinks most
+    (absent: the grid of ``sweep.temperatures`` only). See ``orchestrator.refine``."""
+
+    target: str = "tc"
+    precision: float = 0.002
+    max_rounds: int = 6
+    points_per_round: int = 4
+    budget_core_hours: float = 2.0
+
+
+    @classmethod
+    def checked(cls, t: dict) -> dict:
+        """The section's field values from a table of all its keys (:func:`_table`); raises
+        :class:`SpecError`."""
+        return dict(
+            target=as_choice("refine.target", t["target"], REFINE_TARGETS),
+            precision=as_float("refine.precision", t["precision"], gt=0),
+            max_rounds=as_int("refine.max_rounds", t["max_rounds"], ge=1, le=MAX_ROUNDS),
+            points_per_round=as_int("refine.points_per_round", t["points_per_round"], ge=1, le=MAX_POINTS),
+            budget_core_hours=as_float("refine.budget_core_hours", t["budget_core_hours"], gt=0),
+        )

@@ -17,7 +17,7 @@ from contract.constants import CHECKERBOARD, TC
 from .readers import (MAX_L, MAX_SEED, MAX_SPEC_BYTES, MAX_SPINS_PER_TASK, MAX_T,
                       MAX_TEMPERATURES, MAX_WEIGHTS, MIN_L, MIN_T, SpecError, as_float, as_int, as_list,
                       check_keys, fail, resolve_units, section, shown)
-from .sections import AnalysisSpec, RBMSpec, RGFlowSpec, SamplingSpec
+from .sections import AnalysisSpec, RBMSpec, RefineSpec, RGFlowSpec, SamplingSpec
 
 __all__ = ["SweepSpec", "parse_spec", "load_spec"]
 
@@ -25,7 +25,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would a
 SWEEP_KEYS = ("name", "seed", "lattice_sizes", "temperatures")
 RANGE_KEYS = ("start", "stop", "num", "refine_near_tc")
 REFINE_KEYS = ("width", "num")
-SECTIONS = ("sweep", "sampling", "rbm", "analysis", "rg_flow")
+SECTIONS = ("sweep", "sampling", "rbm", "analysis", "rg_flow", "refine")
 
 
 def _temperatures(value: Any, limit: bool = True) -> tuple[float, ...]:
@@ -80,6 +80,7 @@ class SweepSpec:
     rbm: RBMSpec | None = None
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     rg_flow: RGFlowSpec | None = None
+    refine: RefineSpec | None = None
 
     def __post_init__(self):
         """Every rule of a spec file holds for a spec built in code too (lists become tuples)."""
@@ -89,6 +90,7 @@ class SweepSpec:
         _check_rbm(self.rbm, self.sampling, sizes)
         _check_analysis(self.analysis, sizes)
         _check_rg_flow(self.rg_flow, sizes, temps)
+        _check_refine(self.refine, sizes, temps)
         object.__setattr__(self, "lattice_sizes", tuple(sorted(sizes)))
         object.__setattr__(self, "temperatures", temps)
 
@@ -110,6 +112,8 @@ class SweepSpec:
             raw["rbm"] = asdict(self.rbm)
         if self.rg_flow is not None:
             raw["rg_flow"] = asdict(self.rg_flow)
+        if self.refine is not None:
+            raw["refine"] = asdict(self.refine)
         return plain(raw)
 
 
@@ -201,8 +205,11 @@ def _parse_first(raw: dict) -> SweepSpec:
     _check_analysis(analysis, sizes)
     rg_flow = section(raw, "rg_flow", RGFlowSpec.parse, RGFlowSpec.keys()) if "rg_flow" in raw else None
     _check_rg_flow(rg_flow, sizes, temps)
+    refine = section(raw, "refine", RefineSpec.parse, RefineSpec.keys()) if "refine" in raw else None
+    _check_refine(refine, sizes, temps)
     return SweepSpec(name=sweep["name"], seed=sweep["seed"], lattice_sizes=tuple(sorted(sizes)),
-                     temperatures=temps, sampling=sampling, rbm=rbm, analysis=analysis, rg_flow=rg_flow)
+                     temperatures=temps, sampling=sampling, rbm=rbm, analysis=analysis, rg_flow=rg_flow,
+                     refine=refine)
 
 
 def _check_sweep(name, seed, lattice_sizes) -> list[int]:
@@ -279,6 +286,18 @@ def _check_rg_flow(rg_flow: RGFlowSpec | None, sizes: list[int], temps: tuple[fl
                                     f"for L = {L} (N = {L * L})")
             if resolve_units(rg_flow.rbm_flow_hidden, L * L) < 1:
                 raise fail("rg_flow.rbm_flow_hidden", rg_flow.rbm_flow_hidden, "at least 1 hidden unit")
+
+
+def _check_refine(refine: RefineSpec | None, sizes: list[int], temps: tuple[float, ...]) -> None:
+    """Rounds place temperatures from estimates that the first grid must already allow."""
+    if refine is None:
+        return
+    if refine.target == "tc" and len(sizes) < 2:
+        raise fail("sweep.lattice_sizes", sorted(sizes), 'at least 2 sizes with [refine] target = "tc" '
+                   "(a Binder crossing needs a pair)")
+    if len(temps) < 4:
+        raise fail("sweep.temperatures", list(temps), "at least 4 temperatures with [refine] (the first "
+                   "round's grid must bracket the transition)")
 
 
 def load_spec(path: str | Path) -> SweepSpec:
