@@ -42,9 +42,10 @@ def binder_crossing(T, u_small, u_large, err_small=None, err_large=None) -> floa
     """Temperature where U4 of the larger lattice crosses U4 of the smaller one.
 
     Among the grid intervals where D = u_large - u_small changes sign from + to -, the steepest
-    one is taken, or with the errors of U4 given, the most significant one (the drop of D over
-    its standard error): spurious sign changes of noise deep in either phase, where both U4 are
-    flat, are shallow, and in the disordered phase, where U4 is noisy, not significant. D is fitted by a quadratic over the grid points i-1 .. i+2 around the
+    one is taken; with the errors of U4 given, the one that best splits the grid into D > 0
+    below and D < 0 above: the largest sum of D/sigma_D over the points below it minus the same
+    sum over the points above it (a change-point statistic: a sign change of noise in the
+    disordered phase, or between two close points near Tc, does not move it). D is fitted by a quadratic over the grid points i-1 .. i+2 around the
     bracket [T_i, T_{i+1}] and its root inside the bracket returned (linear interpolation if
     the fit has none there).
 
@@ -69,8 +70,13 @@ def binder_crossing(T, u_small, u_large, err_small=None, err_large=None) -> floa
     brackets = np.flatnonzero((D[:-1] > 0) & (D[1:] <= 0))
     if brackets.size == 0:
         return float("nan")
-    drop = (D[brackets] - D[brackets + 1]) / np.sqrt(var[brackets] + var[brackets + 1])
-    i = int(brackets[np.argmax(drop)])
+    if err_small is None or err_large is None:
+        i = int(brackets[np.argmax(D[brackets] - D[brackets + 1])])
+    else:  # the split with the most significant + on its left and - on its right (a CUSUM)
+        z = D / np.sqrt(var)
+        left = np.cumsum(z)
+        score = left[brackets] - (left[-1] - left[brackets])
+        i = int(brackets[np.argmax(score)])
     lo, hi = T[i], T[i + 1]
     linear = lo + D[i] * (hi - lo) / (D[i] - D[i + 1])
     window = slice(max(i - 1, 0), min(i + 3, T.size))

@@ -31,7 +31,7 @@ import pyarrow.fs as pafs
 __all__ = ["MANIFESTS", "DAMAGED", "LOCK", "PART", "MANIFEST", "FAILURE_PART", "TEMPORARY",
            "TASK_ID", "LEGACY_FOLDER", "filesystem", "folder", "part_path", "manifest_path",
            "lattice_of", "legacy_twin", "listing", "manifest_index",
-           "plan_problem", "refine_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
+           "plan_problem", "refine_key", "refine_problem", "sweep_problem", "pack_spins", "unpack_spins", "samples_array"]
 
 MANIFESTS, DAMAGED, LOCK = "_tasks", "_damaged", ".rgsweep.lock"
 TASK_ID = re.compile(r"[0-9a-f]{16}")
@@ -131,6 +131,19 @@ def plan_problem(record) -> str | None:
     if not all(isinstance(i, str) and TASK_ID.fullmatch(i) for i in ids):
         return "has task ids that are not 16 hex digits"
     return None
+
+
+def refine_key(spec: dict) -> str:
+    """What the rounds of ``[refine]`` depend on, from a spec as ``sweep.json`` records it: the
+    grid, sizes, sampling, seed, target and points per round (not precision, max_rounds or the
+    budget, which only decide where they stop); ``refine.json`` carries it."""
+    import hashlib
+    import json
+
+    basis = {"sweep": {k: spec["sweep"][k] for k in ("seed", "lattice_sizes", "temperatures")},
+             "sampling": spec["sampling"],
+             "refine": {k: spec["refine"][k] for k in ("target", "points_per_round")}}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def refine_problem(record) -> str | None:

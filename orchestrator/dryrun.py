@@ -79,15 +79,16 @@ def dry_run(plan: Plan, out: str, workers: int | None = None, backend: str = "ra
 def validate_report(spec, spec_path, out_dir: str | None, backend: str, workers_arg: int | None,
                     as_json: bool) -> tuple[list[str], str | None]:
     """What ``rgsweep validate`` prints (or its JSON object), or a one-line problem."""
-    plan = make_plan(spec, with_flows=spec.refine is None)
+    plan = make_plan(spec)
     out: list[str] = []
     done: set[str] = set()
     notes = []
     if spec.refine is not None:
         r = spec.refine
-        notes.append(f"  [refine]: these are round 0's tasks (the grid{', without the flows' * bool(spec.rg_flow)}); "
-                     f"up to {r.max_rounds - 1} more round(s) add {r.points_per_round} temperature(s) per lattice "
-                     f"size each, and stop before the predicted cost passes {r.budget_core_hours:g} core-hours")
+        notes.append(f"  [refine]: these are the grid's tasks (round 0); up to {r.max_rounds - 1} more round(s) "
+                     f"sample {r.points_per_round} more temperature(s) per lattice size each; training and flows "
+                     "run after the last round, on every temperature; the rounds stop before the sweep's "
+                     f"predicted cost passes {r.budget_core_hours:g} core-hours")
     if out_dir is not None:
         store = Store(out_dir)
         if not store.exists() or store.read_json("sweep.json") is None:

@@ -2,51 +2,47 @@
 
 Round 0 is the spec's grid. After each round the target is estimated from the dataset
 (:func:`analysis.refine.estimate`) and the next round's temperatures placed where they shrink
-its error most (:func:`analysis.refine.propose`); only the new tasks run (ids are content
+its error most (:func:`analysis.refine.propose`); only the new sample tasks run (ids are content
 hashes: nothing done is redone). The rounds stop when the error is at most ``precision``, after
-``max_rounds`` rounds, when the next round would take the sweep's predicted core-seconds past
-``budget_core_hours`` (the cost model's figure, so that the same spec stops at the same round
-on every machine), or when no new temperature can be placed; the flow tasks, which depend on
-every temperature of their lattice size, run once after the last round.
+``max_rounds`` rounds, when the next round would take the whole sweep's predicted cost (training
+and flows at those temperatures included) past ``budget_core_hours`` (the cost model's figure,
+so that the same spec stops at the same round on every machine), or when no new temperature can
+be placed. Training and flows run once, after the last round, on every temperature.
 
 ``OUT/refine.json`` records every round before it runs (its temperatures) and after (the
-estimate with its error, core-seconds predicted and measured): a run stopped mid-round resumes
-that round, and a rerun replays the record (the estimates are deterministic given the data, and
-the data given the spec and seed). A record made for another grid, sampling, seed or placement
-rule is set aside (never deleted) and the rounds start again from the spec's grid.
+estimate with its error, the sweep's predicted cost, the sampling core-seconds measured): a run
+stopped mid-round resumes that round, and a rerun replays the record (the estimates are
+deterministic given the data, and the data given the spec and seed); a recorded round that a
+lowered ``max_rounds`` or budget no longer allows is dropped. A record made for another grid,
+sampling, seed or placement rule is set aside (never deleted) and the rounds start again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Callable
 
 import numpy as np
 
+from contract.layout import refine_key as layout_refine_key
 from contract.layout import refine_problem
 
-from .costs import task_seconds
+from .costs import CostModelError, task_seconds
 from .plan import Plan, make_plan
 from .scheduler import Callbacks
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 
-__all__ = ["REFINE_FILE", "refine_key", "recorded_rounds", "added_temperatures", "plan_of", "run_rounds", "analysis_estimator",
+__all__ = ["REFINE_FILE", "refine_key", "recorded_rounds", "added_temperatures", "plan_of", "preflight", "run_rounds", "analysis_estimator",
            "SharedEngine"]
 
 REFINE_FILE = "refine.json"
 
 
 def refine_key(spec: SweepSpec) -> str:
-    """What the rounds depend on: the grid, sizes, sampling, seed, target and points per round
-    (not precision, max_rounds or budget, which only decide where they stop)."""
-    basis = spec.to_dict()
-    basis = {"sweep": {k: basis["sweep"][k] for k in ("seed", "lattice_sizes", "temperatures")},
-             "sampling": basis["sampling"],
-             "refine": {k: basis["refine"][k] for k in ("target", "points_per_round")}}
-    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+    """What the rounds depend on (:func:`contract.layout.refine_key`)."""
+    return layout_refine_key(spec.to_dict())
 
 
 def _read(store: Store, spec: SweepSpec, set_aside: bool = False) -> dict | None:
@@ -80,13 +76,30 @@ def added_temperatures(rounds: list[dict]) -> dict[int, list[float]]:
     return {L: sorted(t) for L, t in added.items()}
 
 
-def plan_of(spec: SweepSpec, store: Store) -> Plan:
+def plan_of(spec: SweepSpec, store: Store, with_flows: bool | None = None) -> Plan:
     """The plan of OUT as it stands: the grid, the temperatures its rounds added, and the flows
-    once the rounds are over (what ``rgsweep status`` and the cost comparisons read)."""
+    once the rounds are over, or as ``with_flows`` says (what ``rgsweep status``, the resource
+    check and the cost comparisons read)."""
     record = _read(store, spec)
     if record is None:
-        return make_plan(spec, with_flows=spec.refine is None)
-    return make_plan(spec, added_temperatures(record["rounds"]), with_flows=record.get("stopped") is not None)
+        return make_plan(spec, with_flows=spec.refine is None if with_flows is None else with_flows)
+    flows = record.get("stopped") is not None if with_flows is None else with_flows
+    return make_plan(spec, added_temperatures(record["rounds"]), with_flows=flows)
+
+
+def preflight(spec: SweepSpec, store: Store) -> list[str]:
+    """Why the rounds cannot start (one line each): the cost model, which the budget needs, is
+    unreadable, or the sweep as far as recorded (round 0: the grid; training and flows
+    included) is already predicted past ``budget_core_hours``."""
+    try:
+        cost = sum(task_seconds(plan_of(spec, store, with_flows=True)).values())
+    except CostModelError as err:
+        return [f"[refine] needs the cost model for refine.budget_core_hours: {err}"]
+    if cost > spec.refine.budget_core_hours * 3600:
+        return [f"refine.budget_core_hours = {spec.refine.budget_core_hours:g} is below the predicted cost of the "
+                f"sweep before any round adds a temperature ({cost / 3600:.3g} core-hours, training and flows "
+                "included): raise it or thin the grid"]
+    return []
 
 
 class SharedEngine:
@@ -101,9 +114,8 @@ class SharedEngine:
 
     def start(self) -> None:
         if self.engine is None:
-            engine = self.factory()
-            engine.start()
-            self.engine = engine
+            self.engine = self.factory()  # before start(): an interrupted start is closed too
+            self.engine.start()
 
     def __getattr__(self, name):  # submit, wait, outcome, payload, max_in_flight
         return getattr(self.engine, name)
@@ -133,7 +145,7 @@ def _measured(store: Store, plan: Plan) -> dict[str, float]:
     return spent
 
 
-def _stop_reason(spec: SweepSpec, found: dict, r: int, spent_s: float, next_s: float, n_new: int) -> str | None:
+def _stop_reason(spec: SweepSpec, found: dict, r: int, next_s: float | None, n_new: int) -> str | None:
     ref = spec.refine
     if found["error"] <= ref.precision:
         return (f"precision reached: {found['what']} = {found['value']:.5f} +- {found['error']:.5f} "
@@ -142,55 +154,74 @@ def _stop_reason(spec: SweepSpec, found: dict, r: int, spent_s: float, next_s: f
         return f"round limit: {ref.max_rounds} round(s) run, error {found['error']:.5f} > {ref.precision:g}"
     if n_new == 0:
         return "no new temperature could be placed near the estimate"
-    if spent_s + next_s > ref.budget_core_hours * 3600:
-        return (f"budget: the next round would bring the predicted cost to {(spent_s + next_s) / 3600:.3g} "
+    if next_s is None:
+        return "the cost model cannot be read, so the budget cannot be checked"
+    if next_s > ref.budget_core_hours * 3600:
+        return (f"budget: the next round would bring the sweep's predicted cost to {next_s / 3600:.3g} "
                 f"core-hours > budget_core_hours = {ref.budget_core_hours:g}")
     return None
 
 
+def _sweep_seconds(spec: SweepSpec, added: dict) -> float | None:
+    """Predicted core-seconds of the whole sweep at these temperatures (training and flows
+    included); None without a cost model."""
+    try:
+        return sum(task_seconds(make_plan(spec, added)).values())
+    except CostModelError:
+        return None
+
+
+def _samples(plan: Plan) -> Plan:
+    return Plan(tasks=tuple(t for t in plan if t.kind == "sample"))
+
+
 def run_rounds(spec: SweepSpec, store: Store, run_plan: Callable[[Plan], bool], callbacks: Callbacks,
                estimate_target: Callable[[str, int], tuple[dict, dict[int, list[float]]]]) -> dict:
-    """Run the rounds of ``spec.refine`` on ``store`` (whose lock the caller holds).
+    """Run the rounds of ``spec.refine`` on ``store`` (whose lock the caller holds): the sample
+    tasks of each round only; the caller runs the whole plan (training, flows) after them.
 
     ``run_plan(plan)`` runs a plan's missing tasks and says whether all succeeded;
     ``estimate_target(out, round)`` returns (the estimate, the proposed temperatures by L).
     Returns the final record (also in OUT/refine.json)."""
+    ref = spec.refine
     record = _read(store, spec, set_aside=True)
     if record is None:
-        record = {"key": refine_key(spec), "target": spec.refine.target, "rounds": [{"round": 0, "added": {}}],
+        record = {"key": refine_key(spec), "target": ref.target, "rounds": [{"round": 0, "added": {}}],
                   "stopped": None}
     record["stopped"] = None
-    seconds_cache: dict[str, float] = {}
+    del record["rounds"][ref.max_rounds:]  # a lower max_rounds than when they were recorded
     while True:
         r = len(record["rounds"]) - 1
         added = added_temperatures(record["rounds"])
-        plan = make_plan(spec, added, with_flows=False)
+        if r > 0 and "estimate" not in record["rounds"][r]:  # recorded, not run: still within budget?
+            cost = _sweep_seconds(spec, added)
+            if cost is None or cost > ref.budget_core_hours * 3600:
+                record["rounds"].pop()  # round r - 1 is rerun (nothing to do) and stops on the budget
+                continue
         n_temps = {L: len(set(spec.temperatures) | set(added.get(L, ()))) for L in spec.lattice_sizes}
         callbacks.note(f"refine round {r}: {sum(n_temps.values())} (L, T) points "
                        f"({', '.join(f'L={L}: {n}' for L, n in n_temps.items())})")
         t0 = time.perf_counter()
+        plan = _samples(make_plan(spec, added, with_flows=False))
         if not run_plan(plan):
-            record["stopped"] = {"round": r, "reason": "tasks failed: the rounds stop (rerun to retry them)"}
+            record["stopped"] = {"round": r, "reason": "sample tasks failed: the rounds stop (rerun to retry them)"}
             break
         found, proposal = estimate_target(store.uri, r)
-        seconds_cache.update(task_seconds(plan))
-        spent = sum(seconds_cache[t.id] for t in plan)
-        nxt = make_plan(spec, added_temperatures(record["rounds"] + [{"added": proposal}]), with_flows=False)
-        new_tasks = [t for t in nxt if t.id not in seconds_cache]
-        next_s = sum(task_seconds(nxt).get(t.id, 0.0) for t in new_tasks)
+        now_s = _sweep_seconds(spec, added)
+        nxt = {L: sorted(set(added.get(L, ())) | set(t)) for L, t in proposal.items()}
+        next_s = _sweep_seconds(spec, nxt)
+        new = [t for t in _samples(make_plan(spec, nxt, with_flows=False)) if t.id not in {p.id for p in plan}]
         measured = _measured(store, plan)
         record["rounds"][r].update({
             "what": found["what"], "estimate": found["value"], "error": found["error"],
             "parts": found["parts"], "temperatures": n_temps,
-            "core_seconds_predicted": spent, "core_seconds_measured": sum(measured.values()),
-            "sampling_core_seconds": measured.get("sample", 0.0),
+            "sweep_core_seconds_predicted": now_s, "sampling_core_seconds": measured.get("sample", 0.0),
             "estimate_s": time.perf_counter() - t0})
-        reason = _stop_reason(spec, found, r, spent, next_s, len(new_tasks))
+        reason = _stop_reason(spec, found, r, next_s, len(new))
         shown = (f"{found['value']:.5f} +- {found['error']:.5f}" if np.isfinite(found["error"])
                  else f"not resolved yet (near {found['value']:.4f})")
-        callbacks.note(f"refine round {r}: {found['what']} = {shown}; "
-                       f"{spent / 3600:.3g} core-hours predicted so far"
-                       + (f"; stop: {reason}" if reason else ""))
+        cost = f"; the sweep is predicted at {now_s / 3600:.3g} core-hours" if now_s is not None else ""
+        callbacks.note(f"refine round {r}: {found['what']} = {shown}{cost}" + (f"; stop: {reason}" if reason else ""))
         if reason:
             record["stopped"] = {"round": r, "reason": reason}
             break

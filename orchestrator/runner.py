@@ -216,9 +216,11 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     """
     t0 = time.perf_counter()
     store = Store(out)
-    plan = make_plan(spec) if spec.refine is None else refine.plan_of(spec, store)  # rounds: as far as known
+    # rounds: as far as recorded, flows included (they run after the last round)
+    plan = make_plan(spec) if spec.refine is None else refine.plan_of(spec, store, with_flows=True)
     if check:
         problems = check_resources(plan, store, backend, workers, address)
+        problems += refine.preflight(spec, store) if spec.refine is not None else []
         if problems:
             raise ResourceError(problems)
     store.acquire_lock()
@@ -284,7 +286,8 @@ def _run_locked(plan: Plan, spec: SweepSpec, store: Store, backend: Callable[[],
 
 def _run_refined(spec: SweepSpec, store: Store, backend: Callable[[], Backend], callbacks: Callbacks,
                  verify: bool, summary: RunSummary) -> None:
-    """The rounds of ``[refine]`` (:mod:`orchestrator.refine`) on one backend, then the flows."""
+    """The rounds of ``[refine]`` (:mod:`orchestrator.refine`) on one backend, then the whole
+    plan (training and flows on every temperature)."""
     engine = refine.SharedEngine(backend)
 
     def run_plan(plan: Plan) -> bool:
@@ -301,8 +304,7 @@ def _run_refined(spec: SweepSpec, store: Store, backend: Callable[[], Backend], 
     aborted = True
     try:
         summary.refine = refine.run_rounds(spec, store, run_plan, callbacks, refine.analysis_estimator(spec))
-        if spec.rg_flow is not None and not (summary.failed or summary.blocked):
-            run_plan(refine.plan_of(spec, store))
+        run_plan(refine.plan_of(spec, store))
         aborted = False
     finally:
         summary.skipped = max(summary.total - summary.run, 0)

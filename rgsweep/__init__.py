@@ -51,7 +51,8 @@ def validate(spec: str | os.PathLike | dict | SweepSpec) -> SweepSpec:
 
 def plan(spec: str | os.PathLike | dict | SweepSpec) -> Plan:
     """Every task the spec makes (sampling, training, flows) with its content-hash id, in the order
-    they run; ``len(plan(spec))`` is the task count that ``rgsweep validate`` prints."""
+    they run; ``len(plan(spec))`` is the task count that ``rgsweep validate`` prints. With
+    ``[refine]``, the grid's tasks: the rounds add temperatures as the data decide."""
     return make_plan(validate(spec))
 
 

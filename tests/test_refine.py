@@ -42,7 +42,7 @@ budget_core_hours = {budget}
 """
 
 #: What a rerun may change in refine.json: what the rounds cost here and how long they took.
-MEASURED = ("core_seconds_measured", "sampling_core_seconds", "estimate_s")
+MEASURED = ("sampling_core_seconds", "estimate_s")
 
 
 def write_spec(path: Path, precision=1e-6, budget=1.0, extra: str = "") -> Path:
@@ -90,7 +90,7 @@ def test_rounds_add_new_temperatures_and_record_the_estimate(serial):
             seen[int(L)] |= set(temps)
     for r in record["rounds"]:
         assert np.isfinite(r["estimate"]) and 0 < r["error"] < 0.1 and r["what"] == "Binder crossing 8/16"
-        assert r["core_seconds_predicted"] > 0 and r["sampling_core_seconds"] > 0
+        assert r["sweep_core_seconds_predicted"] > 0 and r["sampling_core_seconds"] > 0
     # every round's tasks are in the dataset and in the plan the loaders read
     from analysis import read_table
 
@@ -173,11 +173,75 @@ def test_a_run_stopped_mid_round_resumes_that_round(serial, tmp_path):
 
 
 def test_budget_stops_before_a_round_that_would_pass_it(tmp_path):
-    spec = load_spec(write_spec(tmp_path / "spec.toml", budget=1e-7))
+    from orchestrator.costs import task_seconds
+
+    grid = load_spec(write_spec(tmp_path / "grid.toml"))
+    round0_h = sum(task_seconds(make_plan(grid)).values()) / 3600
+    spec = load_spec(write_spec(tmp_path / "spec.toml", budget=1.05 * round0_h))  # round 1 adds 6 tasks
     summary = run_sweep(spec, str(tmp_path / "out"), backend="serial")
     record = json.loads((tmp_path / "out" / REFINE_FILE).read_text())
     assert len(record["rounds"]) == 1 and record["stopped"]["reason"].startswith("budget")
     assert summary.run == 14
+
+
+def test_a_grid_already_over_budget_is_refused_before_anything_is_written(tmp_path):
+    from orchestrator.runner import ResourceError
+
+    spec = load_spec(write_spec(tmp_path / "spec.toml", budget=1e-7))
+    with pytest.raises(ResourceError, match="refine.budget_core_hours = 1e-07 is below the predicted cost"):
+        run_sweep(spec, str(tmp_path / "out"), backend="serial")
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_a_cost_model_the_rounds_are_refused_or_stop(tmp_path, monkeypatch):
+    import orchestrator.refine as refine
+    from orchestrator.costs import CostModelError
+    from orchestrator.runner import ResourceError
+
+    def broken(plan, model=None):
+        raise CostModelError("no cost model at /nowhere")
+
+    monkeypatch.setattr(refine, "task_seconds", broken)
+    spec = load_spec(write_spec(tmp_path / "spec.toml"))
+    with pytest.raises(ResourceError, match=r"\[refine\] needs the cost model"):
+        run_sweep(spec, str(tmp_path / "out"), backend="serial")
+    run_sweep(spec, str(tmp_path / "out"), backend="serial", check=False)
+    record = json.loads((tmp_path / "out" / REFINE_FILE).read_text())
+    assert len(record["rounds"]) == 1 and "cost model cannot be read" in record["stopped"]["reason"]
+
+
+def test_a_lower_max_rounds_drops_the_rounds_beyond_it(serial, tmp_path):
+    import shutil
+
+    spec_path, out, _ = serial
+    mine = tmp_path / "copy"
+    shutil.copytree(out, mine)
+    spec = load_spec(spec_path)
+    spec = parse_spec({**spec.to_dict(), "refine": {**spec.to_dict()["refine"], "max_rounds": 2}})
+    summary = run_sweep(spec, str(mine), backend="serial")
+    record = json.loads((mine / REFINE_FILE).read_text())
+    assert len(record["rounds"]) == 2 and record["stopped"] == {"round": 1, "reason": record["stopped"]["reason"]}
+    assert record["stopped"]["reason"].startswith("round limit: 2 round(s) run") and summary.run == 0
+    assert rounds_of(mine) == rounds_of(out)[:2]
+
+
+def test_a_backend_interrupted_while_starting_is_closed():
+    from orchestrator.refine import SharedEngine
+
+    closed = []
+
+    class Stub:
+        def start(self):
+            raise KeyboardInterrupt
+
+        def close(self, abort=False):
+            closed.append(abort)
+
+    engine = SharedEngine(Stub)
+    with pytest.raises(KeyboardInterrupt):
+        engine.start()
+    engine.close(abort=True)  # what the round's `finally` does
+    assert closed == [True]
 
 
 def test_precision_reached_stops_the_rounds(tmp_path):
@@ -189,7 +253,7 @@ def test_precision_reached_stops_the_rounds(tmp_path):
 
 def test_a_record_of_another_grid_is_set_aside_and_the_rounds_restart(tmp_path):
     out = tmp_path / "out"
-    run_sweep(load_spec(write_spec(tmp_path / "a.toml", budget=1e-7)), str(out), backend="serial")
+    run_sweep(load_spec(write_spec(tmp_path / "a.toml", precision=0.5)), str(out), backend="serial")
     other = (tmp_path / "a.toml").read_text().replace("num = 7", "num = 6")
     (tmp_path / "b.toml").write_text(other)
     spec = load_spec(tmp_path / "b.toml")
@@ -228,7 +292,7 @@ def test_bad_refine_values_exit_2_with_one_line_and_write_nothing(tmp_path, caps
     (tmp_path / "spec.toml").write_text(text.replace(line, f"{key} = {value}"))
     assert main(["run", str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"rgsweep: {message}"] or err[-1].endswith(message)
+    assert err == [f"rgsweep: error: {message}"]
     assert not (tmp_path / "out").exists()
 
 
@@ -242,14 +306,50 @@ def test_a_binder_target_needs_two_sizes_and_a_grid_of_four():
         parse_spec(raw)
 
 
-def test_report_shows_the_rounds(serial):
+def test_report_shows_the_rounds_unresolved_ones_too_and_not_a_record_of_another_spec(serial, tmp_path):
+    import shutil
+
     from analysis.report import build_report
 
     _, out, _ = serial
-    index = build_report(str(out), n_boot=20)
+    mine = tmp_path / "copy"
+    shutil.copytree(out, mine)
+    record = json.loads((mine / REFINE_FILE).read_text())
+    record["rounds"][0]["error"] = None  # a round whose bracket was not resolved
+    (mine / REFINE_FILE).write_text(json.dumps(record))
+    index = build_report(str(mine), n_boot=20)
     summary = (index.parent / "summary.md").read_text()
     assert "Adaptive refinement" in summary and "stopped at round 2: round limit" in summary
+    assert "not resolved" in summary and "figure refine.png" not in summary  # not listed as missing
     assert (index.parent / "refine.png").exists()
+    sweep = json.loads((mine / "sweep.json").read_text())
+    del sweep["spec"]["refine"]  # the spec that last ran had no [refine]: its old record is not shown
+    (mine / "sweep.json").write_text(json.dumps(sweep))
+    index = build_report(str(mine), n_boot=20)
+    assert "Adaptive refinement" not in (index.parent / "summary.md").read_text()
+
+
+def test_training_runs_after_the_rounds_on_every_temperature(tmp_path):
+    class Log(Callbacks):
+        def __init__(self):
+            self.events = []
+
+        def note(self, text):
+            self.events.append(("note", text))
+
+        def finished(self, task, ok):
+            self.events.append((task.kind, ok))
+
+    extra = "\n[rbm]\nn_hidden = [4]\nepochs = 1\ngibbs_chains = 10\ngibbs_steps = 10\n"
+    text = write_spec(tmp_path / "spec.toml", extra=extra).read_text()
+    (tmp_path / "spec.toml").write_text(text.replace("max_rounds = 3", "max_rounds = 2"))
+    log = Log()
+    summary = run_sweep(load_spec(tmp_path / "spec.toml"), str(tmp_path / "out"), backend="serial", callbacks=log)
+    kinds = [e[0] for e in log.events]
+    last_note = max(i for i, k in enumerate(kinds) if k == "note")
+    assert "stop:" in log.events[last_note][1]
+    assert "train" not in kinds[:last_note] and kinds[last_note + 1:].count("train") == 2 * (7 + 3)
+    assert summary.total == 2 * (7 + 3) * 2 and not summary.failed
 
 
 def test_training_follows_the_added_sample_tasks(tmp_path):
