@@ -87,12 +87,12 @@ def plan_of(spec: SweepSpec, store: Store, with_flows: bool | None = None) -> Pl
     return make_plan(spec, added_temperatures(record["rounds"]), with_flows=flows)
 
 
-def preflight(spec: SweepSpec, store: Store) -> list[str]:
+def preflight(spec: SweepSpec) -> list[str]:
     """Why the rounds cannot start (one line each): the cost model, which the budget needs, is
-    unreadable, or the sweep as far as recorded (round 0: the grid; training and flows
-    included) is already predicted past ``budget_core_hours``."""
+    unreadable, or the grid alone (training and flows included) is predicted past
+    ``budget_core_hours``. (Recorded rounds past a lowered budget are dropped by the rounds.)"""
     try:
-        cost = sum(task_seconds(plan_of(spec, store, with_flows=True)).values())
+        cost = sum(task_seconds(make_plan(spec)).values())  # the grid, training and flows included
     except CostModelError as err:
         return [f"[refine] needs the cost model for refine.budget_core_hours: {err}"]
     if cost > spec.refine.budget_core_hours * 3600:

@@ -220,7 +220,7 @@ def run_sweep(spec: SweepSpec, out: str, backend: str = "ray", workers: int | No
     plan = make_plan(spec) if spec.refine is None else refine.plan_of(spec, store, with_flows=True)
     if check:
         problems = check_resources(plan, store, backend, workers, address)
-        problems += refine.preflight(spec, store) if spec.refine is not None else []
+        problems += refine.preflight(spec) if spec.refine is not None else []
         if problems:
             raise ResourceError(problems)
     store.acquire_lock()
