@@ -34,7 +34,7 @@ from .scheduler import Callbacks
 from .spec import SweepSpec
 from .store import DamagedRecord, Store
 
-__all__ = ["REFINE_FILE", "refine_key", "recorded_rounds", "added_temperatures", "plan_of", "preflight", "run_rounds", "analysis_estimator",
+__all__ = ["REFINE_FILE", "refine_key", "added_temperatures", "plan_of", "preflight", "run_rounds", "analysis_estimator",
            "SharedEngine"]
 
 REFINE_FILE = "refine.json"
@@ -59,12 +59,6 @@ def _read(store: Store, spec: SweepSpec, set_aside: bool = False) -> dict | None
             store.set_aside(REFINE_FILE)
         return None
     return record
-
-
-def recorded_rounds(store: Store, spec: SweepSpec) -> list[dict]:
-    """The rounds OUT/refine.json records for this spec (empty: none, or made for another)."""
-    record = _read(store, spec)
-    return list(record["rounds"]) if record else []
 
 
 def added_temperatures(rounds: list[dict]) -> dict[int, list[float]]:
