@@ -377,3 +377,13 @@ def test_peaks_target_places_points_per_lattice_size_at_its_peaks(tmp_path):
         # every new point is nearer one of its own size's peaks than the grid spacing (0.2)
         assert all(min(abs(t - p) for p in peaks) < 0.2 for t in added)
     assert record["rounds"][1]["added"]["8"] != record["rounds"][1]["added"]["16"]
+
+
+def test_a_damaged_record_is_moved_aside_and_the_rounds_start_again(tmp_path):
+    out = tmp_path / "out"
+    spec = load_spec(write_spec(tmp_path / "spec.toml", precision=0.5))
+    run_sweep(spec, str(out), backend="serial")
+    (out / REFINE_FILE).write_text('{"key": "trunc')
+    summary = run_sweep(spec, str(out), backend="serial")
+    assert summary.run == 0 and json.loads((out / REFINE_FILE).read_text())["key"] == refine_key(spec)
+    assert [p.read_text() for p in (out / "_damaged").glob(f"*{REFINE_FILE}")] == ['{"key": "trunc']
